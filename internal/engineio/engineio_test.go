@@ -1,0 +1,483 @@
+package engineio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// echo sends every message back and records how the session ended.
+type echo struct {
+	s      *Session
+	mu     sync.Mutex
+	reason string
+	closed chan struct{}
+}
+
+func (e *echo) OnMessage(data []byte, binary bool) {
+	f := Frame{Data: append([]byte{Message}, data...)}
+	if binary {
+		f = Frame{Data: data, Binary: true}
+	}
+	e.s.Send(f)
+}
+
+func (e *echo) OnClose(reason string) {
+	e.mu.Lock()
+	e.reason = reason
+	e.mu.Unlock()
+	close(e.closed)
+}
+
+func (e *echo) wait(t *testing.T) string {
+	t.Helper()
+	select {
+	case <-e.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("session did not close")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reason
+}
+
+type testServer struct {
+	*httptest.Server
+	srv      *Server
+	mu       sync.Mutex
+	sessions []*echo
+}
+
+func newTestServer(t *testing.T, opts Options) *testServer {
+	ts := &testServer{}
+	opts.NewSession = func(s *Session) Handler {
+		e := &echo{s: s, closed: make(chan struct{})}
+		ts.mu.Lock()
+		ts.sessions = append(ts.sessions, e)
+		ts.mu.Unlock()
+		return e
+	}
+	ts.srv = NewServer(opts)
+	ts.Server = httptest.NewServer(ts.srv)
+	t.Cleanup(func() {
+		ts.srv.Close(ReasonForcedClose)
+		ts.Server.Close()
+	})
+	return ts
+}
+
+func (ts *testServer) session(t *testing.T, i int) *echo {
+	t.Helper()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if i >= len(ts.sessions) {
+		t.Fatalf("session %d not created", i)
+	}
+	return ts.sessions[i]
+}
+
+func (ts *testServer) do(t *testing.T, method, query, body string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+"/?"+query, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), res.Header
+}
+
+type openPacket struct {
+	Sid          string   `json:"sid"`
+	Upgrades     []string `json:"upgrades"`
+	PingInterval int      `json:"pingInterval"`
+	PingTimeout  int      `json:"pingTimeout"`
+	MaxPayload   int      `json:"maxPayload"`
+}
+
+func parseOpen(t *testing.T, body string) openPacket {
+	t.Helper()
+	if !strings.HasPrefix(body, "0") {
+		t.Fatalf("not an open packet: %q", body)
+	}
+	var o openPacket
+	if err := json.Unmarshal([]byte(body[1:]), &o); err != nil {
+		t.Fatalf("open packet %q: %v", body, err)
+	}
+	return o
+}
+
+func (ts *testServer) handshake(t *testing.T) string {
+	t.Helper()
+	status, body, _ := ts.do(t, "GET", "EIO=4&transport=polling&t=x", "")
+	if status != 200 {
+		t.Fatalf("handshake: %d %s", status, body)
+	}
+	return parseOpen(t, body).Sid
+}
+
+func TestPollingHandshake(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	status, body, h := ts.do(t, "GET", "EIO=4&transport=polling&t=abc", "")
+	if status != 200 || h.Get("Content-Type") != "text/plain; charset=UTF-8" || h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("got %d %q %v", status, body, h)
+	}
+	o := parseOpen(t, body)
+	if len(o.Sid) != 20 || strings.Trim(o.Sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		t.Errorf("sid %q is not 20 URL-safe characters", o.Sid)
+	}
+	want := `0{"sid":"` + o.Sid + `","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`
+	if body != want {
+		t.Errorf("open packet\n got %s\nwant %s", body, want)
+	}
+}
+
+func TestRequestErrors(t *testing.T) {
+	ts := newTestServer(t, Options{AllowRequest: func(r *http.Request) error {
+		if r.URL.Query().Get("deny") != "" {
+			return errors.New("")
+		}
+		return nil
+	}})
+	sid := ts.handshake(t)
+	tests := []struct {
+		name, method, query string
+		status              int
+		body                string
+	}{
+		{"no transport", "GET", "EIO=4", 400, `{"code":0,"message":"Transport unknown"}`},
+		{"bad transport", "GET", "EIO=4&transport=carrier-pigeon", 400, `{"code":0,"message":"Transport unknown"}`},
+		{"unknown sid", "GET", "EIO=4&transport=polling&sid=nope", 400, `{"code":1,"message":"Session ID unknown"}`},
+		{"post handshake", "POST", "EIO=4&transport=polling", 400, `{"code":2,"message":"Bad handshake method"}`},
+		{"websocket without upgrade", "GET", "EIO=4&transport=websocket", 400, `{"code":3,"message":"Bad request"}`},
+		{"transport mismatch", "GET", "EIO=4&transport=websocket&sid=" + sid, 400, `{"code":3,"message":"Bad request"}`},
+		{"forbidden", "GET", "EIO=4&transport=polling&deny=1", 403, `{"code":4,"message":"Forbidden"}`},
+		{"EIO 3", "GET", "EIO=3&transport=polling", 400, `{"code":5,"message":"Unsupported protocol version"}`},
+		{"no EIO", "GET", "transport=polling", 400, `{"code":5,"message":"Unsupported protocol version"}`},
+		{"other method", "PUT", "EIO=4&transport=polling&sid=" + sid, 500, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, h := ts.do(t, tt.method, tt.query, "")
+			if status != tt.status || body != tt.body {
+				t.Fatalf("got %d %q, want %d %q", status, body, tt.status, tt.body)
+			}
+			if tt.body != "" && h.Get("Content-Type") != "application/json" {
+				t.Fatalf("content type %q", h.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+func TestPollingExchange(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	sid := ts.handshake(t)
+	q := "EIO=4&transport=polling&sid=" + sid
+	status, body, h := ts.do(t, "POST", q, "4hello\x1ebAQIDBA==\x1e4")
+	if status != 200 || body != "ok" || h.Get("Content-Type") != "text/html" {
+		t.Fatalf("POST: %d %q %v", status, body, h)
+	}
+	if _, body, _ = ts.do(t, "GET", q, ""); body != "4hello\x1ebAQIDBA==\x1e4" {
+		t.Fatalf("GET: %q", body)
+	}
+}
+
+func TestPollingBadInput(t *testing.T) {
+	t.Run("parse error keeps earlier packets", func(t *testing.T) {
+		ts := newTestServer(t, Options{})
+		sid := ts.handshake(t)
+		q := "EIO=4&transport=polling&sid=" + sid
+		if status, _, _ := ts.do(t, "POST", q, "4a\x1e\x1e4b"); status != 400 {
+			t.Fatalf("status %d", status)
+		}
+		if r := ts.session(t, 0).wait(t); r != ReasonParseError {
+			t.Fatalf("reason %q", r)
+		}
+		if status, body, _ := ts.do(t, "GET", q, ""); status != 400 || !strings.Contains(body, `"code":1`) {
+			t.Fatalf("after close: %d %q", status, body)
+		}
+	})
+	t.Run("oversized POST keeps the session", func(t *testing.T) {
+		ts := newTestServer(t, Options{MaxPayload: 10})
+		sid := ts.handshake(t)
+		q := "EIO=4&transport=polling&sid=" + sid
+		if status, _, _ := ts.do(t, "POST", q, "4"+strings.Repeat("x", 10)); status != 413 {
+			t.Fatalf("status %d", status)
+		}
+		ts.do(t, "POST", q, "4small")
+		if _, body, _ := ts.do(t, "GET", q, ""); body != "4small" {
+			t.Fatalf("GET after 413: %q", body)
+		}
+	})
+	t.Run("binary content type", func(t *testing.T) {
+		ts := newTestServer(t, Options{})
+		sid := ts.handshake(t)
+		req, _ := http.NewRequest("POST", ts.URL+"/?EIO=4&transport=polling&sid="+sid, strings.NewReader("4x"))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 400 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		if r := ts.session(t, 0).wait(t); r != ReasonTransportError {
+			t.Fatalf("reason %q", r)
+		}
+	})
+	t.Run("overlapping GET", func(t *testing.T) {
+		ts := newTestServer(t, Options{})
+		sid := ts.handshake(t)
+		q := "EIO=4&transport=polling&sid=" + sid
+		first := make(chan string)
+		go func() {
+			_, body, _ := ts.do(t, "GET", q, "")
+			first <- body
+		}()
+		waitFor(t, func() bool {
+			s := ts.srv.session(sid)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.poll.get != nil
+		})
+		if status, body, _ := ts.do(t, "GET", q, ""); status != 400 || body != "" {
+			t.Fatalf("second GET: %d %q", status, body)
+		}
+		if body := <-first; body != "1" {
+			t.Fatalf("first GET: %q", body)
+		}
+		if r := ts.session(t, 0).wait(t); r != ReasonTransportError {
+			t.Fatalf("reason %q", r)
+		}
+	})
+	t.Run("client close", func(t *testing.T) {
+		ts := newTestServer(t, Options{})
+		sid := ts.handshake(t)
+		ts.do(t, "POST", "EIO=4&transport=polling&sid="+sid, "1")
+		if r := ts.session(t, 0).wait(t); r != ReasonTransportClose {
+			t.Fatalf("reason %q", r)
+		}
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func dial(t *testing.T, ts *testServer, query string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func read(t *testing.T, c *websocket.Conn) (websocket.MessageType, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	typ, data, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return typ, string(data)
+}
+
+func write(t *testing.T, c *websocket.Conn, typ websocket.MessageType, data string) {
+	t.Helper()
+	if err := c.Write(context.Background(), typ, []byte(data)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+func TestWebSocketSession(t *testing.T) {
+	ts := newTestServer(t, Options{MaxPayload: 100})
+	c := dial(t, ts, "EIO=4&transport=websocket")
+	_, open := read(t, c)
+	if o := parseOpen(t, open); len(o.Upgrades) != 0 || o.MaxPayload != 100 {
+		t.Fatalf("open packet %s", open)
+	}
+	write(t, c, websocket.MessageText, "4hello")
+	if typ, got := read(t, c); typ != websocket.MessageText || got != "4hello" {
+		t.Fatalf("echo: %v %q", typ, got)
+	}
+	write(t, c, websocket.MessageBinary, "\x01\x02")
+	if typ, got := read(t, c); typ != websocket.MessageBinary || got != "\x01\x02" {
+		t.Fatalf("binary echo: %v %q", typ, got)
+	}
+	write(t, c, websocket.MessageText, "bAQIDBA==")
+	if typ, got := read(t, c); typ != websocket.MessageBinary || got != "\x01\x02\x03\x04" {
+		t.Fatalf("base64 echo: %v %q", typ, got)
+	}
+	write(t, c, websocket.MessageText, "4"+strings.Repeat("x", 100))
+	_, _, err := c.Read(context.Background())
+	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("oversized message: %v", err)
+	}
+	if r := ts.session(t, 0).wait(t); r != ReasonTransportError {
+		t.Fatalf("reason %q", r)
+	}
+}
+
+func TestWebSocketParseError(t *testing.T) {
+	for _, msg := range []string{"x", "", "7"} {
+		ts := newTestServer(t, Options{})
+		c := dial(t, ts, "EIO=4&transport=websocket")
+		read(t, c)
+		write(t, c, websocket.MessageText, msg)
+		if r := ts.session(t, 0).wait(t); r != ReasonParseError {
+			t.Fatalf("%q: reason %q", msg, r)
+		}
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: 30 * time.Millisecond, PingTimeout: 50 * time.Millisecond})
+	c := dial(t, ts, "EIO=4&transport=websocket")
+	read(t, c)
+	for i := range 3 {
+		if _, got := read(t, c); got != "2" {
+			t.Fatalf("ping %d: got %q", i, got)
+		}
+		write(t, c, websocket.MessageText, "3")
+	}
+	// Stop answering: the session times out.
+	if r := ts.session(t, 0).wait(t); r != ReasonPingTimeout {
+		t.Fatalf("reason %q", r)
+	}
+}
+
+func TestPollingPingTimeout(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: 20 * time.Millisecond, PingTimeout: 20 * time.Millisecond})
+	ts.handshake(t)
+	if r := ts.session(t, 0).wait(t); r != ReasonPingTimeout {
+		t.Fatalf("reason %q", r)
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	sid := ts.handshake(t)
+	q := "EIO=4&transport=polling&sid=" + sid
+
+	poll := make(chan string, 1)
+	go func() {
+		_, body, _ := ts.do(t, "GET", q, "")
+		poll <- body
+	}()
+	c := dial(t, ts, "EIO=4&transport=websocket&sid="+sid)
+	write(t, c, websocket.MessageText, "2probe")
+	if _, got := read(t, c); got != "3probe" {
+		t.Fatalf("probe answer %q", got)
+	}
+	select {
+	case body := <-poll:
+		if body != "6" {
+			t.Fatalf("pending poll released with %q", body)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("pending poll not released")
+	}
+	// Queued before the upgrade completes: must come out on the websocket.
+	ts.srv.session(sid).Send(TextFrame(Message, "queued"))
+	write(t, c, websocket.MessageText, "5")
+	if _, got := read(t, c); got != "4queued" {
+		t.Fatalf("after upgrade got %q", got)
+	}
+	write(t, c, websocket.MessageText, "4ws")
+	if _, got := read(t, c); got != "4ws" {
+		t.Fatalf("echo on websocket %q", got)
+	}
+	if status, body, _ := ts.do(t, "GET", q, ""); status != 400 || body != `{"code":3,"message":"Bad request"}` {
+		t.Fatalf("poll after upgrade: %d %q", status, body)
+	}
+	// A second websocket for the same session is accepted, then closed.
+	c2 := dial(t, ts, "EIO=4&transport=websocket&sid="+sid)
+	if _, _, err := c2.Read(context.Background()); err == nil {
+		t.Fatal("second websocket stayed open")
+	}
+}
+
+func TestGracefulClose(t *testing.T) {
+	t.Run("websocket", func(t *testing.T) {
+		ts := newTestServer(t, Options{})
+		c := dial(t, ts, "EIO=4&transport=websocket")
+		read(t, c)
+		e := ts.session(t, 0)
+		e.s.Send(TextFrame(Message, "last"))
+		e.s.Close()
+		if _, got := read(t, c); got != "4last" {
+			t.Fatalf("got %q", got)
+		}
+		if _, _, err := c.Read(context.Background()); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+			t.Fatalf("close: %v", err)
+		}
+		if r := e.wait(t); r != ReasonForcedClose {
+			t.Fatalf("reason %q", r)
+		}
+	})
+	t.Run("polling", func(t *testing.T) {
+		ts := newTestServer(t, Options{})
+		sid := ts.handshake(t)
+		e := ts.session(t, 0)
+		e.s.Send(TextFrame(Message, "last"))
+		e.s.Close()
+		if _, body, _ := ts.do(t, "GET", "EIO=4&transport=polling&sid="+sid, ""); body != "4last\x1e1" {
+			t.Fatalf("got %q", body)
+		}
+		if r := e.wait(t); r != ReasonForcedClose {
+			t.Fatalf("reason %q", r)
+		}
+	})
+}
+
+func TestPayloadCodec(t *testing.T) {
+	frames := []Frame{TextFrame(Message, "hello"), {Data: []byte{1, 2, 3, 4}, Binary: true}, pingFrame}
+	body := appendPayload(nil, frames)
+	if string(body) != "4hello\x1ebAQIDBA==\x1e2" { // F8
+		t.Fatalf("payload %q", body)
+	}
+	var got []packet
+	if err := decodePayload(body, func(p packet) { got = append(got, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || string(got[0].data) != "hello" || !got[1].binary || string(got[1].data) != "\x01\x02\x03\x04" || got[2].typ != Ping {
+		t.Fatalf("decoded %+v", got)
+	}
+	for _, bad := range []string{"", "x", "7", "4a\x1e", "bnot base64!"} {
+		if err := decodePayload([]byte(bad), func(packet) {}); err == nil {
+			t.Errorf("decodePayload(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+// Package engineio implements the server side of Engine.IO v4: sessions,
+// heartbeats, and the websocket and HTTP long-polling transports.
+package engineio
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+)
+
+// Engine.IO packet types, as the digit that starts a text packet.
+const (
+	Open    byte = '0'
+	Close   byte = '1'
+	Ping    byte = '2'
+	Pong    byte = '3'
+	Message byte = '4'
+	Upgrade byte = '5'
+	Noop    byte = '6'
+)
+
+// separator joins packets in a polling payload.
+const separator = '\x1e'
+
+// errParse is the decoding error of a malformed engine packet.
+var errParse = errors.New("engine.io: malformed packet")
+
+// Frame is one encoded Engine.IO packet ready to be written. A text frame
+// holds the whole packet text, type digit included ("4hello", "2"); a binary
+// frame holds the raw bytes of a binary message.
+type Frame struct {
+	Data   []byte
+	Binary bool
+}
+
+// TextFrame returns a text frame of packet type typ with the given data.
+func TextFrame(typ byte, data string) Frame {
+	b := make([]byte, 0, 1+len(data))
+	b = append(b, typ)
+	return Frame{Data: append(b, data...)}
+}
+
+var (
+	pingFrame  = Frame{Data: []byte{Ping}}
+	noopFrame  = Frame{Data: []byte{Noop}}
+	closeFrame = Frame{Data: []byte{Close}}
+)
+
+// appendPayload appends frames to b as a polling payload: packets separated
+// by 0x1e, binary messages as "b" and base64.
+func appendPayload(b []byte, frames []Frame) []byte {
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, separator)
+		}
+		if f.Binary {
+			b = append(b, 'b')
+			b = base64.StdEncoding.AppendEncode(b, f.Data)
+		} else {
+			b = append(b, f.Data...)
+		}
+	}
+	return b
+}
+
+// packet is a decoded inbound Engine.IO packet.
+type packet struct {
+	typ    byte
+	data   []byte
+	binary bool
+}
+
+// decodeText decodes one text packet: a type digit and data, or "b" and a
+// base64 binary message.
+func decodeText(s []byte) (packet, error) {
+	if len(s) == 0 {
+		return packet{}, errParse
+	}
+	if s[0] == 'b' {
+		data, err := base64.StdEncoding.AppendDecode(nil, s[1:])
+		if err != nil {
+			return packet{}, errParse
+		}
+		return packet{typ: Message, data: data, binary: true}, nil
+	}
+	if s[0] < Open || s[0] > Noop {
+		return packet{}, errParse
+	}
+	return packet{typ: s[0], data: s[1:]}, nil
+}
+
+// decodePayload decodes a polling payload, calling fn for each packet in
+// order. It stops at the first malformed packet and returns errParse: the
+// packets before it have been handled.
+func decodePayload(body []byte, fn func(packet)) error {
+	for len(body) > 0 || body != nil {
+		seg := body
+		i := bytes.IndexByte(body, separator)
+		if i >= 0 {
+			seg, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		p, err := decodeText(seg)
+		if err != nil {
+			return err
+		}
+		fn(p)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package engineio
+
+import (
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+)
+
+// pollState is the long-polling side of a session.
+type pollState struct {
+	get     chan struct{} // set while a GET waits; wakes it
+	posting bool          // a POST is being handled
+}
+
+// handshakePolling opens a session on long-polling; the response carries
+// the open packet.
+func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
+	s := srv.register(r, TransportPolling)
+	if s == nil {
+		errBadRequest.writeHTTP(w, errBadRequest.message)
+		return
+	}
+	upgrades := []string{}
+	if !srv.opts.DisableUpgrades && srv.enabled(TransportWebSocket) {
+		upgrades = append(upgrades, TransportWebSocket)
+	}
+	srv.setCookie(w, s.id)
+	writePayload(w, []Frame{s.openPacket(upgrades)})
+	s.startHeartbeat()
+}
+
+// servePolling serves a request of an existing polling session.
+func (s *Session) servePolling(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		s.servePoll(w, r)
+	case http.MethodPost:
+		s.serveData(w, r)
+	default:
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+}
+
+// servePoll answers a GET with every queued packet, waiting until there is
+// at least one.
+func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.poll.get != nil {
+		// One GET at a time: the official server refuses the second and
+		// closes the session; the first is answered with a close packet.
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+		s.Abort(ReasonTransportError)
+		return
+	}
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		errSessionUnknown.writeHTTP(w, errSessionUnknown.message)
+		return
+	}
+	wake := make(chan struct{}, 1)
+	s.poll.get = wake
+	for len(s.queue) == 0 && s.state != stateClosed && s.transport == TransportPolling {
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-r.Context().Done():
+			s.mu.Lock()
+			if s.poll.get == wake {
+				s.poll.get = nil
+			}
+			s.mu.Unlock()
+			s.Abort(ReasonTransportError)
+			return
+		}
+		s.mu.Lock()
+	}
+	s.poll.get = nil
+	var frames []Frame
+	if s.transport != TransportPolling {
+		frames = []Frame{noopFrame}
+	} else {
+		frames, s.queue = s.queue, nil
+	}
+	closing := s.state == stateClosing
+	s.mu.Unlock()
+
+	writePayload(w, frames)
+	if closing {
+		s.Abort(ReasonForcedClose)
+	}
+}
+
+// serveData handles a POST: its body is a payload of packets from the client.
+func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/octet-stream" {
+		w.WriteHeader(http.StatusBadRequest)
+		s.Abort(ReasonTransportError)
+		return
+	}
+	s.mu.Lock()
+	if s.poll.posting {
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+		s.Abort(ReasonTransportError)
+		return
+	}
+	s.poll.posting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.poll.posting = false
+		s.mu.Unlock()
+	}()
+
+	limit := s.srv.opts.MaxPayload
+	if r.ContentLength > limit {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		s.Abort(ReasonTransportError)
+		return
+	}
+	if int64(len(body)) > limit {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err := decodePayload(body, s.receive); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		s.Abort(ReasonParseError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", "2")
+	h.Set("Cache-Control", "no-store")
+	io.WriteString(w, "ok")
+}
+
+// writePayload answers a poll with frames as one payload.
+func writePayload(w http.ResponseWriter, frames []Frame) {
+	body := appendPayload(nil, frames)
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.Write(body)
+}

@@ -1,0 +1,246 @@
+package engineio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Transport names as they appear in the transport query parameter.
+const (
+	TransportPolling   = "polling"
+	TransportWebSocket = "websocket"
+)
+
+// Options configures a Server. Zero durations and sizes take the official
+// server's defaults.
+type Options struct {
+	PingInterval   time.Duration // default 25s
+	PingTimeout    time.Duration // default 20s
+	UpgradeTimeout time.Duration // default 10s
+	MaxPayload     int64         // bytes, default 1e6
+
+	// Transports lists the enabled transports; nil enables both.
+	Transports []string
+	// DisableUpgrades keeps polling sessions on polling.
+	DisableUpgrades bool
+
+	// Cookie, when set, is sent with every handshake response with its
+	// Value set to the session id (for sticky load balancing).
+	Cookie *http.Cookie
+
+	// AcceptOptions configures websocket upgrades (origin checks,
+	// compression).
+	AcceptOptions websocket.AcceptOptions
+
+	// AllowRequest, when set, vets every handshake request. A non-nil error
+	// refuses it with code 4 (Forbidden) and the error's text.
+	AllowRequest func(r *http.Request) error
+
+	// NewSession is called for every new session, before anything is sent,
+	// and returns the handler of its messages. Required.
+	NewSession func(s *Session) Handler
+}
+
+func (o *Options) setDefaults() {
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.UpgradeTimeout <= 0 {
+		o.UpgradeTimeout = 10 * time.Second
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = 1e6
+	}
+	if o.Transports == nil {
+		o.Transports = []string{TransportPolling, TransportWebSocket}
+	}
+}
+
+// Server serves Engine.IO requests. It is an http.Handler.
+type Server struct {
+	opts Options
+
+	mu       sync.RWMutex
+	sessions map[string]*Session
+	closed   bool
+	wg       sync.WaitGroup // running session goroutines
+}
+
+// NewServer returns a server with the given options.
+func NewServer(opts Options) *Server {
+	opts.setDefaults()
+	if opts.NewSession == nil {
+		panic("engineio: Options.NewSession is nil")
+	}
+	return &Server{opts: opts, sessions: make(map[string]*Session)}
+}
+
+// Options returns the server's options, defaults applied.
+func (srv *Server) Options() Options { return srv.opts }
+
+func (srv *Server) enabled(transport string) bool {
+	for _, t := range srv.opts.Transports {
+		if t == transport {
+			return true
+		}
+	}
+	return false
+}
+
+func (srv *Server) session(sid string) *Session {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	return srv.sessions[sid]
+}
+
+func (srv *Server) remove(s *Session) {
+	srv.mu.Lock()
+	if srv.sessions[s.id] == s {
+		delete(srv.sessions, s.id)
+	}
+	srv.mu.Unlock()
+}
+
+// SessionCount returns the number of open sessions.
+func (srv *Server) SessionCount() int {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	return len(srv.sessions)
+}
+
+// isUpgrade reports whether r asks for a websocket upgrade.
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// ServeHTTP routes an Engine.IO request: handshake, polling GET and POST, or
+// websocket upgrade.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	transport := q.Get("transport")
+	upgrade := isUpgrade(r)
+	fail := func(e *requestError, message string) {
+		if upgrade {
+			e.writeUpgrade(w, message)
+		} else {
+			e.writeHTTP(w, message)
+		}
+	}
+
+	if !srv.enabled(transport) {
+		fail(errTransportUnknown, errTransportUnknown.message)
+		return
+	}
+
+	if sid := q.Get("sid"); sid != "" {
+		s := srv.session(sid)
+		if s == nil {
+			fail(errSessionUnknown, errSessionUnknown.message)
+			return
+		}
+		if transport == TransportWebSocket && upgrade {
+			srv.serveUpgrade(w, r, s)
+			return
+		}
+		if transport != s.Transport() || transport != TransportPolling {
+			fail(errBadRequest, errBadRequest.message)
+			return
+		}
+		s.servePolling(w, r)
+		return
+	}
+
+	if r.Method != http.MethodGet {
+		fail(errBadHandshakeMethod, errBadHandshakeMethod.message)
+		return
+	}
+	if transport == TransportWebSocket && !upgrade {
+		fail(errBadRequest, errBadRequest.message)
+		return
+	}
+	if srv.opts.AllowRequest != nil {
+		if err := srv.opts.AllowRequest(r); err != nil {
+			msg := err.Error()
+			if msg == "" {
+				msg = errForbidden.message
+			}
+			fail(errForbidden, msg)
+			return
+		}
+	}
+	if q.Get("EIO") != "4" {
+		fail(errUnsupportedVersion, errUnsupportedVersion.message)
+		return
+	}
+	if transport == TransportWebSocket {
+		srv.handshakeWebSocket(w, r)
+	} else {
+		srv.handshakePolling(w, r)
+	}
+}
+
+// register creates a session for the handshake request r and adds it to the
+// server. It returns nil when the server is closed.
+func (srv *Server) register(r *http.Request, transport string) *Session {
+	s := newSession(srv, r, transport)
+	s.handler = srv.opts.NewSession(s)
+	srv.mu.Lock()
+	closed := srv.closed
+	if !closed {
+		srv.sessions[s.id] = s
+	}
+	srv.mu.Unlock()
+	if closed {
+		s.Abort(ReasonForcedClose)
+		return nil
+	}
+	return s
+}
+
+// setCookie adds the configured session cookie to a handshake response.
+func (srv *Server) setCookie(w http.ResponseWriter, sid string) {
+	if srv.opts.Cookie == nil {
+		return
+	}
+	c := *srv.opts.Cookie
+	c.Value = sid
+	http.SetCookie(w, &c)
+}
+
+// ErrServerClosed is returned for operations on a closed server.
+var ErrServerClosed = errors.New("engine.io: server closed")
+
+// Close closes every session at once, discarding what they have queued, with
+// the given reason, and refuses new handshakes. It waits for the session
+// goroutines to end.
+func (srv *Server) Close(reason string) {
+	srv.mu.Lock()
+	srv.closed = true
+	sessions := make([]*Session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.mu.Unlock()
+	for _, s := range sessions {
+		s.Abort(reason)
+	}
+	srv.wg.Wait()
+}
+
+// NewID returns a random 20-character identifier in the official server's
+// format: 15 bytes from a cryptographic source in URL-safe base64.
+func NewID() string {
+	var b [15]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics on failure)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,295 @@
+package engineio
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Engine close reasons, as the official server reports them.
+const (
+	ReasonTransportClose = "transport close"
+	ReasonTransportError = "transport error"
+	ReasonPingTimeout    = "ping timeout"
+	ReasonParseError     = "parse error"
+	ReasonForcedClose    = "forced close"
+)
+
+// ErrSessionClosed is returned when sending on a closed or closing session.
+var ErrSessionClosed = errors.New("engine.io: session closed")
+
+// Handler receives the messages and the end of a session. OnMessage calls
+// are serialized; OnClose is called once, possibly while an OnMessage call
+// is still running.
+type Handler interface {
+	OnMessage(data []byte, binary bool)
+	OnClose(reason string)
+}
+
+type sessionState uint8
+
+const (
+	stateOpen sessionState = iota
+	stateClosing
+	stateClosed
+)
+
+// Session is one Engine.IO session: a client identified by its sid, on one
+// transport at a time.
+type Session struct {
+	id      string
+	srv     *Server
+	req     *http.Request
+	ctx     context.Context
+	cancel  context.CancelFunc
+	handler Handler
+
+	recvMu sync.Mutex // serializes handler.OnMessage
+
+	mu            sync.Mutex
+	state         sessionState
+	closingReason string
+	transport     string
+	queue         []Frame
+	spare         []Frame // reused backing array for queue
+	ws            *websocket.Conn
+	writing       bool // a websocket writer goroutine runs
+	poll          pollState
+	upgrading     bool
+	heartbeat     *time.Timer
+	awaitingPong  bool
+	closeTimer    *time.Timer
+}
+
+func newSession(srv *Server, r *http.Request, transport string) *Session {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	req := r.Clone(ctx)
+	req.Body = http.NoBody
+	return &Session{
+		id:        NewID(),
+		srv:       srv,
+		req:       req,
+		ctx:       ctx,
+		cancel:    cancel,
+		transport: transport,
+	}
+}
+
+// ID returns the session id (sid).
+func (s *Session) ID() string { return s.id }
+
+// Request returns the handshake request. Its context carries the values of
+// the original request and is canceled when the session ends.
+func (s *Session) Request() *http.Request { return s.req }
+
+// Context is canceled when the session ends.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Transport returns the name of the current transport.
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.transport
+}
+
+// openPacket returns the handshake packet for this session.
+func (s *Session) openPacket(upgrades []string) Frame {
+	o := s.srv.opts
+	b := []byte{Open}
+	b = append(b, `{"sid":"`...)
+	b = append(b, s.id...)
+	b = append(b, `","upgrades":[`...)
+	for i, u := range upgrades {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, u)
+	}
+	b = append(b, `],"pingInterval":`...)
+	b = strconv.AppendInt(b, o.PingInterval.Milliseconds(), 10)
+	b = append(b, `,"pingTimeout":`...)
+	b = strconv.AppendInt(b, o.PingTimeout.Milliseconds(), 10)
+	b = append(b, `,"maxPayload":`...)
+	b = strconv.AppendInt(b, o.MaxPayload, 10)
+	b = append(b, '}')
+	return Frame{Data: b}
+}
+
+// Send queues frames to be written in order, together: no other frame is
+// put between them except a ping.
+func (s *Session) Send(frames ...Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateOpen {
+		return ErrSessionClosed
+	}
+	s.queue = append(s.queue, frames...)
+	s.wakeLocked()
+	return nil
+}
+
+// wakeLocked makes the current transport write what is queued.
+func (s *Session) wakeLocked() {
+	switch {
+	case s.ws != nil && s.transport == TransportWebSocket:
+		if !s.writing {
+			s.writing = true
+			s.srv.wg.Add(1)
+			go s.writeLoop(s.ws)
+		}
+	case s.poll.get != nil:
+		select {
+		case s.poll.get <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// takeQueueLocked returns the queued frames and empties the queue, reusing
+// the previous backing array.
+func (s *Session) takeQueueLocked() []Frame {
+	frames := s.queue
+	clear(s.spare)
+	s.queue, s.spare = s.spare[:0], frames
+	return frames
+}
+
+// startHeartbeat schedules the first ping.
+func (s *Session) startHeartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == stateOpen {
+		s.heartbeat = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+	}
+}
+
+// onHeartbeat sends a ping, or closes the session when the previous ping
+// went unanswered.
+func (s *Session) onHeartbeat() {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	if s.awaitingPong {
+		s.mu.Unlock()
+		s.Abort(ReasonPingTimeout)
+		return
+	}
+	s.awaitingPong = true
+	// The ping goes ahead of everything queued so a backed-up queue
+	// cannot starve the heartbeat.
+	s.queue = append(s.queue, Frame{})
+	copy(s.queue[1:], s.queue)
+	s.queue[0] = pingFrame
+	s.wakeLocked()
+	s.heartbeat.Reset(s.srv.opts.PingTimeout)
+	s.mu.Unlock()
+}
+
+func (s *Session) onPong() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.awaitingPong && s.state != stateClosed {
+		s.awaitingPong = false
+		s.heartbeat.Reset(s.srv.opts.PingInterval)
+	}
+}
+
+// receive handles one inbound packet.
+func (s *Session) receive(p packet) {
+	switch p.typ {
+	case Message:
+		s.recvMu.Lock()
+		defer s.recvMu.Unlock()
+		s.mu.Lock()
+		open := s.state == stateOpen
+		s.mu.Unlock()
+		if open {
+			s.handler.OnMessage(p.data, p.binary)
+		}
+	case Pong:
+		s.onPong()
+	case Close:
+		s.Abort(ReasonTransportClose)
+	case Ping:
+		// Clients answer pings in Engine.IO v4; they never send one
+		// outside of an upgrade probe.
+		s.Abort(ReasonTransportError)
+	}
+	// open, upgrade and noop packets are ignored.
+}
+
+// Close closes the session gracefully: what is queued is written first, then
+// the transport is closed. The handler's OnClose gets "forced close".
+func (s *Session) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateOpen {
+		return
+	}
+	s.state = stateClosing
+	s.closingReason = ReasonForcedClose
+	if s.transport == TransportWebSocket {
+		if !s.writing {
+			s.writing = true
+			s.srv.wg.Add(1)
+			go s.writeLoop(s.ws)
+		}
+		return
+	}
+	s.queue = append(s.queue, closeFrame)
+	s.wakeLocked()
+	// A client that stopped polling never collects the close packet.
+	s.closeTimer = time.AfterFunc(30*time.Second, func() { s.Abort(ReasonForcedClose) })
+}
+
+// Abort closes the session at once with the given reason, discarding what is
+// queued. A pending poll is answered with a close packet.
+func (s *Session) Abort(reason string) {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	if s.state == stateClosing {
+		reason = s.closingReason
+	}
+	s.state = stateClosed
+	s.queue = nil
+	if s.heartbeat != nil {
+		s.heartbeat.Stop()
+	}
+	if s.closeTimer != nil {
+		s.closeTimer.Stop()
+	}
+	if s.poll.get != nil {
+		reply := closeFrame
+		if reason == ReasonTransportClose {
+			reply = noopFrame
+		}
+		s.queue = []Frame{reply}
+		s.wakeLocked()
+	}
+	ws := s.ws
+	s.mu.Unlock()
+
+	s.cancel()
+	if ws != nil {
+		ws.CloseNow()
+	}
+	s.srv.remove(s)
+	s.handler.OnClose(reason)
+}
+
+// closed reports whether the session has ended.
+func (s *Session) closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == stateClosed
+}

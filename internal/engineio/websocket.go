@@ -1,0 +1,223 @@
+package engineio
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// accept upgrades r to a websocket with the server's options and lifts the
+// read limit to MaxPayload. coder/websocket has already answered the request
+// when it fails.
+func (srv *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	conn, err := websocket.Accept(w, r, &srv.opts.AcceptOptions)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(srv.opts.MaxPayload)
+	return conn, nil
+}
+
+// handshakeWebSocket opens a session directly on a websocket.
+func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
+	srv.wg.Add(1)
+	defer srv.wg.Done()
+	conn, err := srv.accept(w, r)
+	if err != nil {
+		return
+	}
+	s := srv.register(r, TransportWebSocket)
+	if s == nil {
+		conn.CloseNow()
+		return
+	}
+	s.mu.Lock()
+	s.ws = conn
+	s.queue = append(s.queue, s.openPacket([]string{}))
+	s.wakeLocked()
+	s.mu.Unlock()
+	s.startHeartbeat()
+	s.readLoop(conn)
+}
+
+// serveUpgrade moves a polling session to a websocket: the probe, then the
+// upgrade packet, then everything queued is flushed on the websocket.
+func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Session) {
+	srv.wg.Add(1)
+	defer srv.wg.Done()
+	s.mu.Lock()
+	ok := s.state == stateOpen && s.transport == TransportPolling && !s.upgrading && !srv.opts.DisableUpgrades
+	if ok {
+		s.upgrading = true
+	}
+	s.mu.Unlock()
+
+	conn, err := srv.accept(w, r)
+	if err != nil {
+		if ok {
+			s.endUpgrade(nil)
+		}
+		return
+	}
+	if !ok {
+		// The official server accepts and at once closes a websocket for
+		// a session that is closed, upgraded or already upgrading.
+		conn.CloseNow()
+		return
+	}
+	if !s.probe(conn) {
+		conn.CloseNow()
+		s.endUpgrade(nil)
+		return
+	}
+	if !s.endUpgrade(conn) {
+		conn.CloseNow()
+		return
+	}
+	s.readLoop(conn)
+}
+
+// probe runs the upgrade handshake on conn: "2probe" answered by "3probe",
+// then "5". While it waits for "5" a pending poll is released with a noop
+// every 100 ms so that the client can pause polling.
+func (s *Session) probe(conn *websocket.Conn) bool {
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.opts.UpgradeTimeout)
+	defer cancel()
+	typ, data, err := conn.Read(ctx)
+	if err != nil || typ != websocket.MessageText || string(data) != "2probe" {
+		return false
+	}
+	if conn.Write(ctx, websocket.MessageText, []byte("3probe")) != nil {
+		return false
+	}
+
+	done := make(chan struct{})
+	defer close(done)
+	s.srv.wg.Add(1)
+	go func() {
+		defer s.srv.wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s.releasePoll()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	typ, data, err = conn.Read(ctx)
+	return err == nil && typ == websocket.MessageText && string(data) == string(Upgrade)
+}
+
+// releasePoll answers a pending poll with a noop when nothing else is queued.
+func (s *Session) releasePoll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == stateOpen && s.poll.get != nil && len(s.queue) == 0 {
+		s.queue = append(s.queue, noopFrame)
+		s.wakeLocked()
+	}
+}
+
+// endUpgrade finishes an upgrade attempt. With a websocket it switches the
+// session to it and flushes the queue there; it reports false when the
+// session ended in the meantime.
+func (s *Session) endUpgrade(conn *websocket.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.upgrading = false
+	if conn == nil || s.state != stateOpen {
+		return false
+	}
+	s.transport = TransportWebSocket
+	s.ws = conn
+	if s.poll.get != nil {
+		// A poll still pending is released by its handler, which sees
+		// that the session moved.
+		select {
+		case s.poll.get <- struct{}{}:
+		default:
+		}
+	}
+	if len(s.queue) > 0 {
+		s.wakeLocked()
+	}
+	return true
+}
+
+// readLoop reads packets from the websocket until it fails or the session
+// ends.
+func (s *Session) readLoop(conn *websocket.Conn) {
+	for {
+		typ, data, err := conn.Read(s.ctx)
+		if err != nil {
+			s.Abort(readErrorReason(err))
+			return
+		}
+		if typ == websocket.MessageBinary {
+			s.receive(packet{typ: Message, data: data, binary: true})
+			continue
+		}
+		p, err := decodeText(data)
+		if err != nil {
+			s.Abort(ReasonParseError)
+			return
+		}
+		s.receive(p)
+	}
+}
+
+// readErrorReason maps a websocket read error to an engine close reason.
+func readErrorReason(err error) string {
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig:
+		return ReasonTransportError
+	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.ErrUnexpectedEOF):
+		return ReasonTransportClose
+	}
+	return ReasonTransportError
+}
+
+// writeLoop writes queued frames on the websocket until the queue is empty.
+// When the session is closing it then closes the websocket.
+func (s *Session) writeLoop(conn *websocket.Conn) {
+	defer s.srv.wg.Done()
+	for {
+		s.mu.Lock()
+		frames := s.takeQueueLocked()
+		if len(frames) == 0 {
+			s.writing = false
+			closing := s.state == stateClosing
+			s.mu.Unlock()
+			if closing {
+				conn.Close(websocket.StatusNormalClosure, "")
+				s.Abort(ReasonForcedClose)
+			}
+			return
+		}
+		s.mu.Unlock()
+		for _, f := range frames {
+			typ := websocket.MessageText
+			if f.Binary {
+				typ = websocket.MessageBinary
+			}
+			if err := conn.Write(s.ctx, typ, f.Data); err != nil {
+				s.mu.Lock()
+				s.writing = false
+				s.mu.Unlock()
+				s.Abort(ReasonTransportError)
+				return
+			}
+		}
+	}
+}
