@@ -44,7 +44,8 @@ type Options struct {
 	AllowRequest func(r *http.Request) error
 
 	// NewSession is called for every new session, before anything is sent,
-	// and returns the handler of its messages. Required.
+	// and returns the handler of its messages, or nil to refuse the
+	// handshake. Required.
 	NewSession func(s *Session) Handler
 }
 
@@ -193,7 +194,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // server. It returns nil when the server is closed.
 func (srv *Server) register(r *http.Request, transport string) *Session {
 	s := newSession(srv, r, transport)
-	s.handler = srv.opts.NewSession(s)
+	if s.handler = srv.opts.NewSession(s); s.handler == nil {
+		s.cancel()
+		return nil
+	}
 	srv.mu.Lock()
 	closed := srv.closed
 	if !closed {

@@ -133,6 +133,27 @@ func (s *Session) Send(frames ...Frame) error {
 	return nil
 }
 
+// SendVolatile queues frames only if the transport can write them at once:
+// nothing else is queued and, on websocket, no write is in progress; on
+// polling, a GET is waiting. It reports whether the frames were queued.
+func (s *Session) SendVolatile(frames ...Frame) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateOpen || len(s.queue) > 0 {
+		return false
+	}
+	if s.transport == TransportWebSocket {
+		if s.writing || s.ws == nil {
+			return false
+		}
+	} else if s.poll.get == nil {
+		return false
+	}
+	s.queue = append(s.queue, frames...)
+	s.wakeLocked()
+	return true
+}
+
 // wakeLocked makes the current transport write what is queued.
 func (s *Session) wakeLocked() {
 	switch {

@@ -1,0 +1,134 @@
+package rally
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/rallyhq/rally/internal/callback"
+	"github.com/rallyhq/rally/internal/parser"
+)
+
+var socketType = reflect.TypeFor[*Socket]()
+
+// mustHandler checks an event handler at registration and panics with a
+// clear message if it cannot be used.
+func mustHandler(event string, handler any) *callback.Func {
+	if event == "" {
+		panic("rally: On: empty event name")
+	}
+	if parser.IsReserved(event) {
+		panic(fmt.Sprintf("rally: On(%q): reserved event name; use OnConnect or OnDisconnect", event))
+	}
+	f, err := callback.New(fmt.Sprintf("rally: On(%q)", event), handler, socketType)
+	if err != nil {
+		panic(err.Error())
+	}
+	return f
+}
+
+// eventPacket encodes an EVENT (or BINARY_EVENT) packet.
+func eventPacket(nsp, event string, args []any, id int64) (*parser.Packet, error) {
+	if parser.IsReserved(event) {
+		return nil, fmt.Errorf("rally: %q is a reserved event name", event)
+	}
+	data, atts, err := parser.MarshalEvent(event, args)
+	if err != nil {
+		return nil, fmt.Errorf("rally: emitting %q: %w", event, err)
+	}
+	typ := parser.Event
+	if len(atts) > 0 {
+		typ = parser.BinaryEvent
+	}
+	return &parser.Packet{Type: typ, Namespace: nsp, ID: id, Data: data, Attachments: atts}, nil
+}
+
+// EventError is an error raised while handling an event: its arguments
+// could not be decoded, its handler returned an error or panicked, or no
+// handler exists. When the client asked for an acknowledgement it receives
+// the error as an ack ({"error": message}; "internal server error" for a
+// panic).
+type EventError struct {
+	Event string
+	Err   error
+}
+
+func (e *EventError) Error() string { return fmt.Sprintf("rally: event %q: %v", e.Event, e.Err) }
+
+func (e *EventError) Unwrap() error { return e.Err }
+
+// AckError is an acknowledgement that carries an error: a single argument
+// of the form {"error": "message"}. Handlers that fail answer with it, and
+// EmitWithAck returns it when the other side answers so.
+type AckError struct {
+	Message string `json:"error"`
+}
+
+func (e *AckError) Error() string { return e.Message }
+
+// Reply holds the arguments of an acknowledgement.
+type Reply struct {
+	args        []json.RawMessage
+	attachments [][]byte
+}
+
+// NewReply returns a Reply holding the given JSON arguments and the binary
+// attachments their placeholders refer to. It is meant for clients and
+// tests; servers get replies from EmitWithAck.
+func NewReply(args []json.RawMessage, attachments [][]byte) Reply {
+	return Reply{args: args, attachments: attachments}
+}
+
+// Len returns the number of arguments.
+func (r Reply) Len() int { return len(r.args) }
+
+// Decode decodes the arguments, in order, into the values dst points to:
+// JSON into Go values as encoding/json does, binary into []byte. Extra
+// pointers are left untouched; extra arguments are ignored.
+func (r Reply) Decode(dst ...any) error {
+	for i, d := range dst {
+		if i >= len(r.args) {
+			break
+		}
+		if err := parser.Unmarshal(r.args[i], r.attachments, d); err != nil {
+			return fmt.Errorf("rally: decoding ack argument %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// Values decodes every argument into a Go value: float64, string, bool,
+// nil, []any, map[string]any, and []byte for binary.
+func (r Reply) Values() []any {
+	out := make([]any, len(r.args))
+	for i := range r.args {
+		parser.Unmarshal(r.args[i], r.attachments, &out[i])
+	}
+	return out
+}
+
+// Raw returns the JSON text of argument i, with placeholders where binary
+// values are.
+func (r Reply) Raw(i int) json.RawMessage { return r.args[i] }
+
+// Err returns an *AckError when the reply is the error form of an ack: a
+// single object whose only key is "error", holding a string.
+func (r Reply) Err() error {
+	if len(r.args) != 1 || len(r.args[0]) == 0 || r.args[0][0] != '{' {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(r.args[0], &m) != nil || len(m) != 1 {
+		return nil
+	}
+	var e AckError
+	if json.Unmarshal(m["error"], &e.Message) != nil {
+		return nil
+	}
+	return &e
+}
+
+// ErrNoHandler is the cause of the EventError answered to an event no
+// handler is registered for, when the client asked for an ack.
+var ErrNoHandler = errors.New("no handler for this event")

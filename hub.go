@@ -1,0 +1,345 @@
+// Package rally serves Socket.IO clients from Go: one http.Handler that
+// speaks Socket.IO v5 over Engine.IO v4 (long-polling and websocket), so the
+// official socket.io-client, in browsers and in Node, connects to it
+// unchanged.
+//
+// A Hub holds namespaces; the main namespace "/" is reached through the
+// Hub's own methods. Handlers are ordinary Go functions whose parameters are
+// decoded from the event's JSON arguments:
+//
+//	hub := rally.NewHub(nil)
+//	hub.On("chat", func(s *rally.Socket, text string) {
+//		s.Broadcast().Emit("chat", s.ID(), text)
+//	})
+//	http.Handle("/socket.io/", hub)
+package rally
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rallyhq/rally/internal/engineio"
+)
+
+// Transport names, for Options.Transports.
+const (
+	TransportPolling   = engineio.TransportPolling
+	TransportWebSocket = engineio.TransportWebSocket
+)
+
+// Options configures a Hub. The zero value of every field takes the official
+// Socket.IO server's default.
+type Options struct {
+	// PingInterval is how often the server pings each client (25s).
+	PingInterval time.Duration
+	// PingTimeout is how long a ping may go unanswered before the
+	// connection is closed (20s).
+	PingTimeout time.Duration
+	// UpgradeTimeout bounds an upgrade from polling to websocket (10s).
+	UpgradeTimeout time.Duration
+	// ConnectTimeout closes a connection that joined no namespace in time
+	// (45s).
+	ConnectTimeout time.Duration
+	// MaxHTTPBufferSize is the largest message or polling request body a
+	// client may send, in bytes (1e6). Larger websocket messages close the
+	// connection (status 1009); larger POST bodies get 413.
+	MaxHTTPBufferSize int64
+
+	// Transports lists the enabled transports, TransportPolling and
+	// TransportWebSocket; nil enables both.
+	Transports []string
+	// DisableUpgrades keeps clients that started on polling on polling.
+	DisableUpgrades bool
+	// Cookie, when set, names a cookie sent with each handshake response,
+	// holding the session id, for sticky load balancing. Its Value is
+	// ignored. The official server's equivalent is
+	// &http.Cookie{Name: "io", Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}.
+	Cookie *http.Cookie
+
+	// AllowedOrigins lists the origins allowed to open websocket
+	// connections besides the server's own host, as host patterns matched
+	// with path.Match ("example.com", "*.example.com"), or
+	// "scheme://host" patterns. Requests without an Origin header (non
+	// browser clients) are always allowed.
+	//
+	// The single pattern "*" allows every origin. Do not use it unless
+	// something else guards the handshake: any web page a user visits could
+	// then open a connection carrying that user's cookies.
+	AllowedOrigins []string
+	// Compression enables permessage-deflate on websockets when the client
+	// offers it. The official server leaves it off.
+	Compression bool
+	// AllowRequest, when set, vets each handshake request; returning an
+	// error refuses it (HTTP 403 with the error's text). Handshake
+	// middleware wrapped around the Hub is the other way to do this.
+	AllowRequest func(r *http.Request) error
+
+	// Logger receives the hub's diagnostics; nil means slog.Default().
+	Logger *slog.Logger
+	// OnError is called with errors raised while serving a socket: event
+	// handlers that fail or panic, arguments that cannot be decoded,
+	// malformed packets. It is called from the socket's goroutine. When nil,
+	// errors are logged at warning level.
+	OnError func(s *Socket, err error)
+}
+
+// Hub is a Socket.IO server. It is an http.Handler: mount it where clients
+// connect, by default at "/socket.io/". The Hub's event, middleware and
+// emit methods apply to the main namespace "/"; Of returns the others.
+type Hub struct {
+	opts   Options
+	engine *engineio.Server
+	log    *slog.Logger
+	main   *Namespace
+
+	mu         sync.RWMutex
+	namespaces map[string]*Namespace
+	conns      map[*conn]struct{}
+	closing    bool
+	drained    chan struct{} // closed when conns empties while closing
+
+	workers tracker // socket dispatch goroutines
+}
+
+// tracker counts running goroutines and lets one wait, with a deadline,
+// until none runs.
+type tracker struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{}
+}
+
+func (t *tracker) Add(delta int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n += delta
+	if t.n == 0 {
+		close(t.idle)
+	}
+}
+
+func (t *tracker) Done() { t.Add(-1) }
+
+// Wait waits until no goroutine runs or ctx ends.
+func (t *tracker) Wait(ctx context.Context) error {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	idle := t.idle
+	t.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// NewHub returns a Hub with the given options; nil means all defaults.
+func NewHub(opts *Options) *Hub {
+	h := &Hub{namespaces: make(map[string]*Namespace), conns: make(map[*conn]struct{})}
+	if opts != nil {
+		h.opts = *opts
+	}
+	if h.opts.ConnectTimeout <= 0 {
+		h.opts.ConnectTimeout = 45 * time.Second
+	}
+	h.log = h.opts.Logger
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	accept := websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled}
+	if h.opts.Compression {
+		accept.CompressionMode = websocket.CompressionNoContextTakeover
+	}
+	if len(h.opts.AllowedOrigins) == 1 && h.opts.AllowedOrigins[0] == "*" {
+		accept.InsecureSkipVerify = true
+	} else {
+		accept.OriginPatterns = h.opts.AllowedOrigins
+	}
+	h.engine = engineio.NewServer(engineio.Options{
+		PingInterval:    h.opts.PingInterval,
+		PingTimeout:     h.opts.PingTimeout,
+		UpgradeTimeout:  h.opts.UpgradeTimeout,
+		MaxPayload:      h.opts.MaxHTTPBufferSize,
+		Transports:      h.opts.Transports,
+		DisableUpgrades: h.opts.DisableUpgrades,
+		Cookie:          h.opts.Cookie,
+		AcceptOptions:   accept,
+		AllowRequest:    h.opts.AllowRequest,
+		NewSession:      h.newConn,
+	})
+	h.main = h.Of("/")
+	return h
+}
+
+// ServeHTTP serves the Engine.IO requests of Socket.IO clients: handshakes,
+// long-polling requests and websocket upgrades. Whatever the path, every
+// request is taken as an engine request, so mount the Hub on the path
+// clients use ("/socket.io/" unless their path option says otherwise).
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.engine.ServeHTTP(w, r)
+}
+
+// Of returns the namespace with the given name, creating it on first use.
+// Names start with "/"; one is added when missing, and "" is the main
+// namespace. Clients can only connect to namespaces created this way;
+// others are refused with "Invalid namespace".
+func (h *Hub) Of(name string) *Namespace {
+	name = normalizeNamespace(name)
+	h.mu.RLock()
+	n := h.namespaces[name]
+	h.mu.RUnlock()
+	if n != nil {
+		return n
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n = h.namespaces[name]; n == nil {
+		n = newNamespace(h, name)
+		h.namespaces[name] = n
+	}
+	return n
+}
+
+func normalizeNamespace(name string) string {
+	if !strings.HasPrefix(name, "/") {
+		name = "/" + name
+	}
+	return name
+}
+
+// namespace returns an existing namespace, or nil.
+func (h *Hub) namespace(name string) *Namespace {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.namespaces[name]
+}
+
+// On registers the handler of an event on the main namespace. See
+// Namespace.On.
+func (h *Hub) On(event string, handler any) { h.main.On(event, handler) }
+
+// Use adds connect middleware to the main namespace. See Namespace.Use.
+func (h *Hub) Use(mw ConnectMiddleware) { h.main.Use(mw) }
+
+// OnConnect registers a function called for each socket that connects to
+// the main namespace. See Namespace.OnConnect.
+func (h *Hub) OnConnect(fn func(s *Socket)) { h.main.OnConnect(fn) }
+
+// OnDisconnect registers a function called when a socket of the main
+// namespace disconnects. See Namespace.OnDisconnect.
+func (h *Hub) OnDisconnect(fn func(s *Socket, reason string)) { h.main.OnDisconnect(fn) }
+
+// Emit sends an event to every socket of the main namespace (io.emit).
+func (h *Hub) Emit(event string, args ...any) error { return h.main.Emit(event, args...) }
+
+// Send emits the "message" event to every socket of the main namespace.
+func (h *Hub) Send(args ...any) error { return h.main.Send(args...) }
+
+// To selects the sockets of the main namespace in any of the rooms.
+func (h *Hub) To(rooms ...string) Broadcast { return h.main.To(rooms...) }
+
+// In is the same as To.
+func (h *Hub) In(rooms ...string) Broadcast { return h.main.In(rooms...) }
+
+// Except selects the sockets of the main namespace in none of the rooms.
+func (h *Hub) Except(rooms ...string) Broadcast { return h.main.Except(rooms...) }
+
+// All selects every socket of the main namespace.
+func (h *Hub) All() Broadcast { return h.main.All() }
+
+// ErrHubClosed is returned by operations on a hub that is shutting down.
+var ErrHubClosed = errors.New("rally: hub shut down")
+
+// Shutdown gracefully stops the hub: new handshakes are refused, every
+// socket is disconnected with reason "server shutting down" (clients see
+// the transport close and reconnect elsewhere), pending acknowledgements
+// fail, and what is queued for each client is written until ctx ends.
+// Connections still open then are closed at once. It returns ctx.Err() if
+// ctx ended first.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+	} else {
+		h.closing = true
+		h.drained = make(chan struct{})
+		conns := make([]*conn, 0, len(h.conns))
+		for c := range h.conns {
+			conns = append(conns, c)
+		}
+		if len(h.conns) == 0 {
+			close(h.drained)
+		}
+		h.mu.Unlock()
+		for _, c := range conns {
+			c.shutdown()
+		}
+	}
+	var err error
+	select {
+	case <-h.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	h.engine.Close(ReasonServerShuttingDown)
+	if werr := h.workers.Wait(ctx); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// Close stops the hub at once: like Shutdown with a context that has
+// already ended, without the error.
+func (h *Hub) Close() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.Shutdown(ctx)
+}
+
+func (h *Hub) addConn(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.conns[c] = struct{}{}
+	return true
+}
+
+func (h *Hub) removeConn(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.conns[c]; !ok {
+		return
+	}
+	delete(h.conns, c)
+	if h.closing && len(h.conns) == 0 {
+		close(h.drained)
+	}
+}
+
+// reportError hands an error raised while serving s to the OnError hook.
+func (h *Hub) reportError(s *Socket, err error) {
+	if h.opts.OnError != nil {
+		h.opts.OnError(s, err)
+		return
+	}
+	attrs := []any{"error", err}
+	if s != nil {
+		attrs = append(attrs, "namespace", s.nsp.name, "socket", s.id)
+	}
+	h.log.Warn("rally: socket error", attrs...)
+}

@@ -1,0 +1,199 @@
+// Package callback calls Go functions with arguments decoded from Socket.IO
+// JSON arguments, and turns their results into acknowledgement arguments.
+package callback
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+
+	"github.com/rallyhq/rally/internal/parser"
+)
+
+var errorType = reflect.TypeFor[error]()
+
+// Func is a function checked once and then called many times.
+type Func struct {
+	fn       reflect.Value
+	fixed    int            // leading parameters supplied by the caller
+	params   []reflect.Type // decoded parameters, the variadic one excluded
+	variadic reflect.Type   // element type of a final ...T parameter, or nil
+	results  int            // results sent as ack arguments
+	hasErr   bool           // the last result is an error
+}
+
+// New checks that fn is a function whose first parameters have exactly the
+// types in fixed, and whose other parameters and results can be JSON-coded.
+// what names the function in errors ("handler of event \"x\"").
+func New(what string, fn any, fixed ...reflect.Type) (*Func, error) {
+	v := reflect.ValueOf(fn)
+	if fn == nil || v.Kind() != reflect.Func {
+		return nil, fmt.Errorf("%s: got %T, want a function", what, fn)
+	}
+	if v.IsNil() {
+		return nil, fmt.Errorf("%s: nil function", what)
+	}
+	t := v.Type()
+	f := &Func{fn: v, fixed: len(fixed)}
+	if t.NumIn() < len(fixed) {
+		return nil, fmt.Errorf("%s: %s must take %s first", what, t, typeList(fixed))
+	}
+	for i, ft := range fixed {
+		if t.In(i) != ft {
+			return nil, fmt.Errorf("%s: parameter %d of %s is %s, want %s", what, i+1, t, t.In(i), ft)
+		}
+	}
+	n := t.NumIn()
+	if t.IsVariadic() {
+		if n-1 < len(fixed) {
+			return nil, fmt.Errorf("%s: %s: the variadic parameter cannot replace %s", what, t, typeList(fixed))
+		}
+		f.variadic = t.In(n - 1).Elem()
+		n--
+	}
+	for i := len(fixed); i < n; i++ {
+		if err := decodable(t.In(i)); err != nil {
+			return nil, fmt.Errorf("%s: parameter %d of %s: %w", what, i+1, t, err)
+		}
+		f.params = append(f.params, t.In(i))
+	}
+	if f.variadic != nil {
+		if err := decodable(f.variadic); err != nil {
+			return nil, fmt.Errorf("%s: variadic parameter of %s: %w", what, t, err)
+		}
+	}
+	f.results = t.NumOut()
+	if f.results > 0 && t.Out(f.results-1) == errorType {
+		f.hasErr = true
+		f.results--
+	}
+	for i := range f.results {
+		if t.Out(i) == errorType {
+			return nil, fmt.Errorf("%s: %s: only the last result may be an error", what, t)
+		}
+		if err := encodable(t.Out(i)); err != nil {
+			return nil, fmt.Errorf("%s: result %d of %s: %w", what, i+1, t, err)
+		}
+	}
+	return f, nil
+}
+
+func typeList(ts []reflect.Type) string {
+	s := ""
+	for i, t := range ts {
+		if i > 0 {
+			s += ", "
+		}
+		s += t.String()
+	}
+	return s
+}
+
+// decodable reports why JSON cannot be decoded into a value of type t.
+func decodable(t reflect.Type) error {
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+		return fmt.Errorf("cannot decode JSON into %s", t)
+	case reflect.Interface:
+		if t.NumMethod() > 0 {
+			return fmt.Errorf("cannot decode JSON into interface %s (use any)", t)
+		}
+	}
+	return nil
+}
+
+// encodable reports why a value of type t cannot be encoded as JSON.
+func encodable(t reflect.Type) error {
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+		return fmt.Errorf("cannot encode %s as JSON", t)
+	}
+	return nil
+}
+
+// WantsArgs reports whether the function takes any decoded argument.
+func (f *Func) WantsArgs() bool { return len(f.params) > 0 || f.variadic != nil }
+
+// ArgError is a failure to decode one argument.
+type ArgError struct {
+	Index int // 1-based position among the event's arguments
+	Type  reflect.Type
+	Err   error
+}
+
+func (e *ArgError) Error() string {
+	return fmt.Sprintf("argument %d: cannot decode into %s: %v", e.Index, e.Type, e.Err)
+}
+
+func (e *ArgError) Unwrap() error { return e.Err }
+
+// PanicError is a panic recovered from a called function.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Call decodes args (JSON texts, with binary attachments) into the
+// function's parameters, calls it after the fixed arguments, and returns its
+// non-error results. Missing arguments are zero values; extra ones are
+// ignored unless the function is variadic. A decoding failure is an
+// *ArgError and the function is not called; a panic is a *PanicError.
+func (f *Func) Call(fixed []reflect.Value, args []json.RawMessage, attachments [][]byte) (results []any, err error) {
+	in := make([]reflect.Value, 0, f.fixed+len(f.params)+1)
+	in = append(in, fixed...)
+	for i, t := range f.params {
+		v := reflect.New(t)
+		if i < len(args) {
+			if err := parser.Unmarshal(args[i], attachments, v.Interface()); err != nil {
+				return nil, &ArgError{Index: i + 1, Type: t, Err: err}
+			}
+		}
+		in = append(in, v.Elem())
+	}
+	if f.variadic != nil {
+		rest := 0
+		if len(args) > len(f.params) {
+			rest = len(args) - len(f.params)
+		}
+		s := reflect.MakeSlice(reflect.SliceOf(f.variadic), rest, rest)
+		for j := range rest {
+			i := len(f.params) + j
+			if err := parser.Unmarshal(args[i], attachments, s.Index(j).Addr().Interface()); err != nil {
+				return nil, &ArgError{Index: i + 1, Type: f.variadic, Err: err}
+			}
+		}
+		in = append(in, s)
+	}
+
+	defer func() {
+		if p := recover(); p != nil {
+			results, err = nil, &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	var out []reflect.Value
+	if f.variadic != nil {
+		out = f.fn.CallSlice(in)
+	} else {
+		out = f.fn.Call(in)
+	}
+	if f.hasErr {
+		if e := out[f.results]; !e.IsNil() {
+			return nil, e.Interface().(error)
+		}
+	}
+	results = make([]any, f.results)
+	for i := range f.results {
+		results[i] = out[i].Interface()
+	}
+	return results, nil
+}
+
+// IsPanic reports whether err is a recovered panic.
+func IsPanic(err error) bool {
+	var p *PanicError
+	return errors.As(err, &p)
+}

@@ -1,0 +1,259 @@
+package rally
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rallyhq/rally/internal/callback"
+)
+
+// ConnectMiddleware runs when a client asks to join a namespace, before
+// the socket connects. It can read the handshake (s.Handshake().Auth holds
+// the client's auth payload) and the request context (s.Context()), and
+// store data on the socket. Returning an error refuses the connection: the
+// client's connect_error event gets the error's message, and a
+// *ConnectError's Data as well.
+type ConnectMiddleware func(s *Socket) error
+
+// ConnectError refuses a connection from connect middleware with a message
+// and data for the client (err.message and err.data in the client's
+// connect_error handler).
+type ConnectError struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectError) Error() string { return e.Message }
+
+// Namespace is a communication channel clients join by name ("/",
+// "/admin"); each has its own handlers, middleware, sockets and rooms.
+type Namespace struct {
+	hub    *Hub
+	name   string
+	ackIDs atomic.Int64
+
+	hmu          sync.RWMutex
+	handlers     map[string]*callback.Func
+	middleware   []ConnectMiddleware
+	onConnect    []func(*Socket)
+	onDisconnect []func(*Socket, string)
+
+	mu      sync.RWMutex
+	sockets map[string]*Socket
+	rooms   map[string]map[*Socket]struct{}
+}
+
+func newNamespace(h *Hub, name string) *Namespace {
+	return &Namespace{
+		hub:      h,
+		name:     name,
+		handlers: make(map[string]*callback.Func),
+		sockets:  make(map[string]*Socket),
+		rooms:    make(map[string]map[*Socket]struct{}),
+	}
+}
+
+// Name returns the namespace's name, such as "/" or "/admin".
+func (n *Namespace) Name() string { return n.name }
+
+// On registers the handler of an event. The handler is a function whose
+// first parameter is the *Socket the event came from; the event's
+// arguments are decoded, in order, into its other parameters: JSON into
+// any Go type encoding/json decodes (string, float64, int, structs, maps,
+// json.RawMessage, any), binary attachments into []byte (at any depth). A
+// final variadic parameter collects the remaining arguments; ...any takes
+// every argument as sent, binary included, ready to be emitted again.
+// Missing arguments leave zero values.
+//
+// The results are the acknowledgement when the client asked for one. A
+// last result of type error is not sent: when it is non-nil the client
+// gets an error ack ({"error": message}) instead. Errors, decoding
+// failures and panics also go to Options.OnError.
+//
+//	hub.On("salutations", func(s *rally.Socket, text string, who map[string]string, data []byte) {})
+//	hub.On("sum", func(s *rally.Socket, a, b int) (int, error) { return a + b, nil })
+//	hub.On("relay", func(s *rally.Socket, args ...any) { s.Broadcast().Emit("relay", args...) })
+//
+// A handler with an unusable signature, an empty event name or a reserved
+// one ("connect", "disconnect", ...) makes On panic at registration.
+// Handlers of one socket run one at a time, in the order the events
+// arrived, on a goroutine of their own; a slow handler delays only its
+// socket.
+func (n *Namespace) On(event string, handler any) {
+	f := mustHandler(event, handler)
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	n.handlers[event] = f
+}
+
+// Use adds connect middleware; each runs in the order added.
+func (n *Namespace) Use(mw ConnectMiddleware) {
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	n.middleware = append(n.middleware, mw)
+}
+
+// OnConnect registers a function called for each socket that connects, on
+// the socket's goroutine, before its events are dispatched. Anything it
+// emits reaches the client after the connection is confirmed.
+func (n *Namespace) OnConnect(fn func(s *Socket)) {
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	n.onConnect = append(n.onConnect, fn)
+}
+
+// OnDisconnect registers a function called when a socket disconnects, with
+// the reason (one of the Reason constants). It runs on the socket's
+// goroutine after the handlers of earlier events; the socket no longer
+// receives anything but is still in its rooms, so s.Rooms() lists them and
+// s.To(room) reaches the others.
+func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	n.onDisconnect = append(n.onDisconnect, fn)
+}
+
+func (n *Namespace) handler(event string) *callback.Func {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	return n.handlers[event]
+}
+
+func (n *Namespace) connectMiddleware() []ConnectMiddleware {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	return n.middleware
+}
+
+func (n *Namespace) connectHandlers() []func(*Socket) {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	return n.onConnect
+}
+
+func (n *Namespace) disconnectHandlers() []func(*Socket, string) {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	return n.onDisconnect
+}
+
+func (n *Namespace) nextAckID() int64 { return n.ackIDs.Add(1) - 1 }
+
+// Emit sends an event to every socket of the namespace.
+func (n *Namespace) Emit(event string, args ...any) error { return n.All().Emit(event, args...) }
+
+// Send emits the "message" event to every socket of the namespace.
+func (n *Namespace) Send(args ...any) error { return n.All().Send(args...) }
+
+// All selects every socket of the namespace.
+func (n *Namespace) All() Broadcast { return Broadcast{nsp: n} }
+
+// To selects the sockets in any of the rooms; each gets a packet once.
+func (n *Namespace) To(rooms ...string) Broadcast { return n.All().To(rooms...) }
+
+// In is the same as To.
+func (n *Namespace) In(rooms ...string) Broadcast { return n.All().To(rooms...) }
+
+// Except selects the sockets in none of the rooms.
+func (n *Namespace) Except(rooms ...string) Broadcast { return n.All().Except(rooms...) }
+
+// Socket returns the connected socket with the given id on this server, or
+// nil.
+func (n *Namespace) Socket(id string) *Socket {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.sockets[id]
+}
+
+// connect marks a socket connected and puts it in the room of its id. It
+// reports false if the socket was closed meanwhile.
+func (n *Namespace) connect(s *Socket) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if socketState(s.state.Load()) != stateConnecting {
+		return false
+	}
+	s.state.Store(int32(stateConnected))
+	n.sockets[s.id] = s
+	n.joinLocked(s, s.id)
+	return true
+}
+
+// disconnect marks a socket closed and stops broadcasts from reaching it;
+// it stays in its rooms until abandon. ok is false if it was closed
+// already.
+func (n *Namespace) disconnect(s *Socket) (wasConnected, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch socketState(s.state.Load()) {
+	case stateClosed:
+		return false, false
+	case stateConnected:
+		wasConnected = true
+		delete(n.sockets, s.id)
+	}
+	s.state.Store(int32(stateClosed))
+	return wasConnected, true
+}
+
+// abandon removes a closed socket from all its rooms.
+func (n *Namespace) abandon(s *Socket) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for room := range s.rooms {
+		n.leaveLocked(s, room)
+	}
+}
+
+func (n *Namespace) join(s *Socket, rooms []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if socketState(s.state.Load()) == stateClosed {
+		return
+	}
+	for _, room := range rooms {
+		n.joinLocked(s, room)
+	}
+}
+
+func (n *Namespace) joinLocked(s *Socket, room string) {
+	members := n.rooms[room]
+	if members == nil {
+		members = make(map[*Socket]struct{})
+		n.rooms[room] = members
+	}
+	members[s] = struct{}{}
+	s.rooms[room] = struct{}{}
+}
+
+func (n *Namespace) leave(s *Socket, rooms []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, room := range rooms {
+		n.leaveLocked(s, room)
+	}
+}
+
+func (n *Namespace) leaveLocked(s *Socket, room string) {
+	delete(s.rooms, room)
+	members := n.rooms[room]
+	if members == nil {
+		return
+	}
+	delete(members, s)
+	if len(members) == 0 {
+		delete(n.rooms, room)
+	}
+}
+
+func (n *Namespace) socketRooms(s *Socket) []string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	rooms := make([]string, 0, len(s.rooms))
+	for room := range s.rooms {
+		rooms = append(rooms, room)
+	}
+	slices.Sort(rooms)
+	return rooms
+}

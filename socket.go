@@ -1,0 +1,506 @@
+package rally
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rallyhq/rally/internal/callback"
+	"github.com/rallyhq/rally/internal/engineio"
+	"github.com/rallyhq/rally/internal/parser"
+)
+
+// Disconnect reasons, as the official server reports them.
+const (
+	// The client disconnected the socket (socket.disconnect()).
+	ReasonClientNamespaceDisconnect = "client namespace disconnect"
+	// The server disconnected the socket (Socket.Disconnect, DisconnectSockets).
+	ReasonServerNamespaceDisconnect = "server namespace disconnect"
+	// The client closed the connection, or it was lost.
+	ReasonTransportClose = engineio.ReasonTransportClose
+	// The connection failed (network error, message too large, protocol misuse).
+	ReasonTransportError = engineio.ReasonTransportError
+	// The client did not answer a ping in time.
+	ReasonPingTimeout = engineio.ReasonPingTimeout
+	// The client sent a malformed Engine.IO packet.
+	ReasonParseError = engineio.ReasonParseError
+	// The server closed the connection, for instance after a malformed
+	// Socket.IO packet.
+	ReasonForcedClose = engineio.ReasonForcedClose
+	// The client broke the protocol (a packet for a namespace it has not
+	// joined, a second CONNECT) or joined no namespace in time.
+	ReasonForcedServerClose = "forced server close"
+	// The hub shut down.
+	ReasonServerShuttingDown = "server shutting down"
+)
+
+// ErrDisconnected is returned when emitting to, or waiting for an
+// acknowledgement from, a socket that has disconnected.
+var ErrDisconnected = errors.New("rally: socket disconnected")
+
+type socketState int32
+
+const (
+	stateConnecting socketState = iota
+	stateConnected
+	stateClosed
+)
+
+// Socket is one client connected to one namespace. It is safe for
+// concurrent use.
+type Socket struct {
+	id        string
+	nsp       *Namespace
+	conn      *conn
+	handshake *Handshake
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{} // closed on disconnect
+
+	state atomic.Int32   // socketState; changes under nsp.mu
+	rooms map[string]struct{} // guarded by nsp.mu
+
+	mu       sync.Mutex
+	handlers map[string]*callback.Func
+	acks     map[int64]chan Reply
+	data     any
+
+	qmu     sync.Mutex
+	queue   []func()
+	running bool
+}
+
+// Handshake holds the details of the request that opened a connection and
+// of the CONNECT packet that joined the namespace.
+type Handshake struct {
+	// Header holds the headers of the connection's first HTTP request.
+	Header http.Header
+	// Query holds the query of the first request (EIO, transport and the
+	// client's own parameters).
+	Query url.Values
+	// Auth is the client's auth payload (the JSON object of the client's
+	// auth option), or nil when it sent none.
+	Auth json.RawMessage
+	// Address is the client's IP address.
+	Address string
+	// Secure reports whether the connection came over TLS.
+	Secure bool
+	// CrossOrigin reports whether the first request had an Origin header.
+	CrossOrigin bool
+	// URL is the URL of the first request.
+	URL string
+	// Issued is when the socket connected.
+	Issued time.Time
+}
+
+// DecodeAuth decodes the client's auth payload into v.
+func (h *Handshake) DecodeAuth(v any) error {
+	if len(h.Auth) == 0 {
+		return errors.New("rally: the client sent no auth payload")
+	}
+	return json.Unmarshal(h.Auth, v)
+}
+
+func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
+	r := c.sess.Request()
+	addr := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
+	}
+	ctx, cancel := context.WithCancel(c.sess.Context())
+	s := &Socket{
+		id:   engineio.NewID(),
+		nsp:  n,
+		conn: c,
+		handshake: &Handshake{
+			Header:      r.Header,
+			Query:       r.URL.Query(),
+			Auth:        auth,
+			Address:     addr,
+			Secure:      r.TLS != nil,
+			CrossOrigin: r.Header.Get("Origin") != "",
+			URL:         r.URL.RequestURI(),
+			Issued:      time.Now(),
+		},
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		rooms:  make(map[string]struct{}),
+	}
+	return s
+}
+
+// ID returns the socket's id, unique to this socket and namespace. Every
+// socket is in the room named by its id.
+func (s *Socket) ID() string { return s.id }
+
+// Namespace returns the socket's namespace.
+func (s *Socket) Namespace() *Namespace { return s.nsp }
+
+// Handshake returns the details of the connection's handshake.
+func (s *Socket) Handshake() *Handshake { return s.handshake }
+
+// Context returns a context that carries the values of the handshake
+// request's context (those set by HTTP middleware) and is canceled when
+// the socket has disconnected and its OnDisconnect handlers have returned.
+func (s *Socket) Context() context.Context { return s.ctx }
+
+// Transport returns the name of the connection's current transport.
+func (s *Socket) Transport() string { return s.conn.sess.Transport() }
+
+// Connected reports whether the socket is connected.
+func (s *Socket) Connected() bool { return s.isConnected() }
+
+func (s *Socket) isConnected() bool { return socketState(s.state.Load()) == stateConnected }
+
+// SetData stores an application value with the socket, such as a user
+// name; Data returns it.
+func (s *Socket) SetData(v any) {
+	s.mu.Lock()
+	s.data = v
+	s.mu.Unlock()
+}
+
+// Data returns the value stored by SetData, or nil.
+func (s *Socket) Data() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data
+}
+
+// On registers the handler of an event for this socket only; it takes
+// precedence over the namespace's handler of that event. The handler's form
+// is the one Namespace.On describes. On panics if the handler is unusable.
+func (s *Socket) On(event string, handler any) {
+	f := mustHandler(event, handler)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handlers == nil {
+		s.handlers = make(map[string]*callback.Func)
+	}
+	s.handlers[event] = f
+}
+
+// handler returns the function that handles event on this socket.
+func (s *Socket) handler(event string) *callback.Func {
+	s.mu.Lock()
+	f := s.handlers[event]
+	s.mu.Unlock()
+	if f != nil {
+		return f
+	}
+	return s.nsp.handler(event)
+}
+
+// Emit sends an event to this socket. Arguments are encoded as JSON;
+// []byte values, anywhere in them, travel as binary attachments and reach
+// JavaScript as Buffer or ArrayBuffer.
+func (s *Socket) Emit(event string, args ...any) error {
+	p, err := eventPacket(s.nsp.name, event, args, parser.NoID)
+	if err != nil {
+		return err
+	}
+	if !s.isConnected() {
+		return ErrDisconnected
+	}
+	return s.conn.send(p)
+}
+
+// Send emits the "message" event (socket.send).
+func (s *Socket) Send(args ...any) error { return s.Emit("message", args...) }
+
+// EmitWithAck sends an event asking the client to acknowledge it, and
+// waits for the answer until ctx ends or the socket disconnects. If the
+// client answers with an error ({"error": "..."}), the reply is returned
+// with an *AckError.
+func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Reply, error) {
+	id := s.nsp.nextAckID()
+	p, err := eventPacket(s.nsp.name, event, args, id)
+	if err != nil {
+		return Reply{}, err
+	}
+	ch := make(chan Reply, 1)
+	if !s.addAck(id, ch) {
+		return Reply{}, ErrDisconnected
+	}
+	defer s.removeAck(id)
+	if err := s.conn.send(p); err != nil {
+		return Reply{}, ErrDisconnected
+	}
+	select {
+	case r := <-ch:
+		return r, r.Err()
+	case <-ctx.Done():
+		return Reply{}, fmt.Errorf("rally: waiting for the ack of %q: %w", event, ctx.Err())
+	case <-s.done:
+		return Reply{}, ErrDisconnected
+	}
+}
+
+func (s *Socket) addAck(id int64, ch chan Reply) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if socketState(s.state.Load()) == stateClosed {
+		return false
+	}
+	if s.acks == nil {
+		s.acks = make(map[int64]chan Reply)
+	}
+	s.acks[id] = ch
+	return true
+}
+
+func (s *Socket) removeAck(id int64) {
+	s.mu.Lock()
+	delete(s.acks, id)
+	s.mu.Unlock()
+}
+
+// resolveAck delivers an ACK packet to the emit waiting for it. Unknown and
+// repeated ids are ignored.
+func (s *Socket) resolveAck(p *parser.Packet) {
+	s.mu.Lock()
+	ch := s.acks[p.ID]
+	delete(s.acks, p.ID)
+	s.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	args, _ := parser.SplitArray(p.Data)
+	ch <- Reply{args: args, attachments: p.Attachments}
+}
+
+// Join adds the socket to rooms. A disconnected socket joins nothing.
+func (s *Socket) Join(rooms ...string) { s.nsp.join(s, rooms) }
+
+// Leave removes the socket from rooms; leaving a room it is not in does
+// nothing.
+func (s *Socket) Leave(rooms ...string) { s.nsp.leave(s, rooms) }
+
+// Rooms returns the rooms the socket is in, its own id included.
+func (s *Socket) Rooms() []string { return s.nsp.socketRooms(s) }
+
+// Broadcast selects every socket of the namespace but this one
+// (socket.broadcast).
+func (s *Socket) Broadcast() Broadcast { return s.nsp.All().Except(s.id) }
+
+// To selects the sockets in any of the rooms, except this one
+// (socket.to(room)).
+func (s *Socket) To(rooms ...string) Broadcast { return s.Broadcast().To(rooms...) }
+
+// Except selects every socket of the namespace in none of the rooms,
+// except this one.
+func (s *Socket) Except(rooms ...string) Broadcast { return s.Broadcast().Except(rooms...) }
+
+// Disconnect disconnects the socket: the client gets a DISCONNECT packet
+// and does not reconnect by itself. With closeConn, every namespace of the
+// client's connection is disconnected and the connection closed.
+func (s *Socket) Disconnect(closeConn bool) {
+	if closeConn {
+		s.conn.disconnectAll()
+		return
+	}
+	s.close(ReasonServerNamespaceDisconnect, true)
+}
+
+// enqueue runs job on the socket's dispatch goroutine, after the jobs
+// queued before it. The goroutine exists only while jobs are queued.
+func (s *Socket) enqueue(job func()) {
+	s.qmu.Lock()
+	s.queue = append(s.queue, job)
+	if s.running {
+		s.qmu.Unlock()
+		return
+	}
+	s.running = true
+	s.qmu.Unlock()
+	s.nsp.hub.workers.Add(1)
+	go s.runQueue()
+}
+
+func (s *Socket) runQueue() {
+	defer s.nsp.hub.workers.Done()
+	for {
+		s.qmu.Lock()
+		if len(s.queue) == 0 {
+			s.running = false
+			s.queue = nil
+			s.qmu.Unlock()
+			return
+		}
+		job := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.qmu.Unlock()
+		job()
+	}
+}
+
+// runConnect runs the connect middleware and, if it lets the socket in,
+// connects it and calls the OnConnect handlers.
+func (s *Socket) runConnect() {
+	n := s.nsp
+	for _, mw := range n.connectMiddleware() {
+		err := protect(func() error { return mw(s) })
+		if err == nil {
+			continue
+		}
+		if callback.IsPanic(err) {
+			n.hub.reportError(s, fmt.Errorf("rally: connect middleware: %w", err))
+		}
+		s.refuse(err)
+		return
+	}
+	if !n.connect(s) {
+		return // the connection closed while the middleware ran
+	}
+	reply, _ := json.Marshal(map[string]string{"sid": s.id})
+	s.conn.send(&parser.Packet{Type: parser.Connect, Namespace: n.name, ID: parser.NoID, Data: reply})
+	for _, fn := range n.connectHandlers() {
+		if err := protect(func() error { fn(s); return nil }); err != nil {
+			n.hub.reportError(s, fmt.Errorf("rally: OnConnect handler: %w", err))
+		}
+	}
+}
+
+// refuse answers a CONNECT with CONNECT_ERROR carrying err's message (and
+// data, for a *ConnectError).
+func (s *Socket) refuse(err error) {
+	payload := struct {
+		Message string `json:"message"`
+		Data    any    `json:"data,omitempty"`
+	}{Message: err.Error()}
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		payload.Message, payload.Data = ce.Message, ce.Data
+	}
+	if callback.IsPanic(err) {
+		payload.Message = "internal server error"
+	}
+	data, merr := json.Marshal(payload)
+	if merr != nil {
+		data, _ = json.Marshal(map[string]string{"message": payload.Message})
+	}
+	if _, ok := s.nsp.disconnect(s); !ok {
+		return // the connection closed meanwhile
+	}
+	s.conn.forget(s)
+	close(s.done)
+	s.nsp.abandon(s)
+	s.conn.send(&parser.Packet{Type: parser.ConnectError, Namespace: s.nsp.name, ID: parser.NoID, Data: data})
+	s.finish()
+}
+
+// dispatch calls the handler of an EVENT packet and answers its ack.
+func (s *Socket) dispatch(p *parser.Packet) {
+	elems, err := parser.SplitArray(p.Data)
+	if err != nil || len(elems) == 0 {
+		return // the decoder validated the payload
+	}
+	event, _ := parser.EventName(p.Data)
+	args := elems[1:]
+	f := s.handler(event)
+	if f == nil {
+		if p.ID != parser.NoID {
+			s.ackError(p.ID, &EventError{Event: event, Err: ErrNoHandler})
+		}
+		return
+	}
+	results, err := f.Call([]reflect.Value{reflect.ValueOf(s)}, args, p.Attachments)
+	if err != nil {
+		err = &EventError{Event: event, Err: err}
+		s.nsp.hub.reportError(s, err)
+		if p.ID != parser.NoID {
+			s.ackError(p.ID, err)
+		}
+		return
+	}
+	if p.ID == parser.NoID {
+		return
+	}
+	data, atts, err := parser.MarshalAck(results)
+	if err != nil {
+		err = &EventError{Event: event, Err: fmt.Errorf("encoding the ack: %w", err)}
+		s.nsp.hub.reportError(s, err)
+		s.ackError(p.ID, err)
+		return
+	}
+	s.sendAck(p.ID, data, atts)
+}
+
+// ackError answers an ack request with the error form of an ack.
+func (s *Socket) ackError(id int64, err error) {
+	var ee *EventError
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	msg := err.Error()
+	if callback.IsPanic(err) {
+		msg = "internal server error"
+	}
+	data, _ := json.Marshal([]AckError{{Message: msg}})
+	s.sendAck(id, data, nil)
+}
+
+func (s *Socket) sendAck(id int64, data json.RawMessage, atts [][]byte) {
+	typ := parser.Ack
+	if len(atts) > 0 {
+		typ = parser.BinaryAck
+	}
+	s.conn.send(&parser.Packet{Type: typ, Namespace: s.nsp.name, ID: id, Data: data, Attachments: atts})
+}
+
+// close disconnects the socket with reason, sending a DISCONNECT packet if
+// asked. The OnDisconnect handlers then run on the socket's goroutine,
+// after the handlers of events received before.
+func (s *Socket) close(reason string, sendPacket bool) {
+	wasConnected, ok := s.nsp.disconnect(s)
+	if !ok {
+		return
+	}
+	s.conn.forget(s)
+	close(s.done)
+	if !wasConnected {
+		s.nsp.abandon(s)
+		s.finish()
+		return
+	}
+	if sendPacket {
+		s.conn.send(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID})
+	}
+	s.enqueue(func() {
+		for _, fn := range s.nsp.disconnectHandlers() {
+			if err := protect(func() error { fn(s, reason); return nil }); err != nil {
+				s.nsp.hub.reportError(s, fmt.Errorf("rally: OnDisconnect handler: %w", err))
+			}
+		}
+		s.nsp.abandon(s)
+		s.finish()
+	})
+}
+
+// finish releases what the socket holds once it is gone.
+func (s *Socket) finish() {
+	s.cancel()
+	s.mu.Lock()
+	s.acks = nil
+	s.mu.Unlock()
+}
+
+// protect calls fn and turns a panic into a *callback.PanicError.
+func protect(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &callback.PanicError{Value: p}
+		}
+	}()
+	return fn()
+}
