@@ -65,7 +65,7 @@ type Socket struct {
 	cancel    context.CancelFunc
 	done      chan struct{} // closed on disconnect
 
-	state atomic.Int32   // socketState; changes under nsp.mu
+	state atomic.Int32        // socketState; changes under nsp.mu
 	rooms map[string]struct{} // guarded by nsp.mu
 
 	mu       sync.Mutex
