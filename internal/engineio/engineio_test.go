@@ -464,20 +464,20 @@ func TestGracefulClose(t *testing.T) {
 
 func TestPayloadCodec(t *testing.T) {
 	frames := []Frame{TextFrame(Message, "hello"), {Data: []byte{1, 2, 3, 4}, Binary: true}, pingFrame}
-	body := appendPayload(nil, frames)
+	body := AppendPayload(nil, frames)
 	if string(body) != "4hello\x1ebAQIDBA==\x1e2" { // F8
 		t.Fatalf("payload %q", body)
 	}
-	var got []packet
-	if err := decodePayload(body, func(p packet) { got = append(got, p) }); err != nil {
+	var got []Packet
+	if err := DecodePayload(body, func(p Packet) { got = append(got, p) }); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || string(got[0].data) != "hello" || !got[1].binary || string(got[1].data) != "\x01\x02\x03\x04" || got[2].typ != Ping {
+	if len(got) != 3 || string(got[0].Data) != "hello" || !got[1].Binary || string(got[1].Data) != "\x01\x02\x03\x04" || got[2].Type != Ping {
 		t.Fatalf("decoded %+v", got)
 	}
 	for _, bad := range []string{"", "x", "7", "4a\x1e", "bnot base64!"} {
-		if err := decodePayload([]byte(bad), func(packet) {}); err == nil {
-			t.Errorf("decodePayload(%q) accepted", bad)
+		if err := DecodePayload([]byte(bad), func(Packet) {}); err == nil {
+			t.Errorf("DecodePayload(%q) accepted", bad)
 		}
 	}
 }

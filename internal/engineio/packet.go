@@ -46,9 +46,9 @@ var (
 	closeFrame = Frame{Data: []byte{Close}}
 )
 
-// appendPayload appends frames to b as a polling payload: packets separated
+// AppendPayload appends frames to b as a polling payload: packets separated
 // by 0x1e, binary messages as "b" and base64.
-func appendPayload(b []byte, frames []Frame) []byte {
+func AppendPayload(b []byte, frames []Frame) []byte {
 	for i, f := range frames {
 		if i > 0 {
 			b = append(b, separator)
@@ -63,36 +63,36 @@ func appendPayload(b []byte, frames []Frame) []byte {
 	return b
 }
 
-// packet is a decoded inbound Engine.IO packet.
-type packet struct {
-	typ    byte
-	data   []byte
-	binary bool
+// Packet is a decoded Engine.IO packet.
+type Packet struct {
+	Type   byte
+	Data   []byte
+	Binary bool // a binary message
 }
 
-// decodeText decodes one text packet: a type digit and data, or "b" and a
+// DecodePacket decodes one text packet: a type digit and data, or "b" and a
 // base64 binary message.
-func decodeText(s []byte) (packet, error) {
+func DecodePacket(s []byte) (Packet, error) {
 	if len(s) == 0 {
-		return packet{}, errParse
+		return Packet{}, errParse
 	}
 	if s[0] == 'b' {
 		data, err := base64.StdEncoding.AppendDecode(nil, s[1:])
 		if err != nil {
-			return packet{}, errParse
+			return Packet{}, errParse
 		}
-		return packet{typ: Message, data: data, binary: true}, nil
+		return Packet{Type: Message, Data: data, Binary: true}, nil
 	}
 	if s[0] < Open || s[0] > Noop {
-		return packet{}, errParse
+		return Packet{}, errParse
 	}
-	return packet{typ: s[0], data: s[1:]}, nil
+	return Packet{Type: s[0], Data: s[1:]}, nil
 }
 
-// decodePayload decodes a polling payload, calling fn for each packet in
-// order. It stops at the first malformed packet and returns errParse: the
+// DecodePayload decodes a polling payload, calling fn for each packet in
+// order. It stops at the first malformed packet and returns an error: the
 // packets before it have been handled.
-func decodePayload(body []byte, fn func(packet)) error {
+func DecodePayload(body []byte, fn func(Packet)) error {
 	for len(body) > 0 || body != nil {
 		seg := body
 		i := bytes.IndexByte(body, separator)
@@ -101,7 +101,7 @@ func decodePayload(body []byte, fn func(packet)) error {
 		} else {
 			body = nil
 		}
-		p, err := decodeText(seg)
+		p, err := DecodePacket(seg)
 		if err != nil {
 			return err
 		}

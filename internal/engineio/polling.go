@@ -128,7 +128,7 @@ func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		return
 	}
-	if err := decodePayload(body, s.receive); err != nil {
+	if err := DecodePayload(body, s.receive); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		s.Abort(ReasonParseError)
 		return
@@ -142,7 +142,7 @@ func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {
 
 // writePayload answers a poll with frames as one payload.
 func writePayload(w http.ResponseWriter, frames []Frame) {
-	body := appendPayload(nil, frames)
+	body := AppendPayload(nil, frames)
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=UTF-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))

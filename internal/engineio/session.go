@@ -223,8 +223,8 @@ func (s *Session) onPong() {
 }
 
 // receive handles one inbound packet.
-func (s *Session) receive(p packet) {
-	switch p.typ {
+func (s *Session) receive(p Packet) {
+	switch p.Type {
 	case Message:
 		s.recvMu.Lock()
 		defer s.recvMu.Unlock()
@@ -232,7 +232,7 @@ func (s *Session) receive(p packet) {
 		open := s.state == stateOpen
 		s.mu.Unlock()
 		if open {
-			s.handler.OnMessage(p.data, p.binary)
+			s.handler.OnMessage(p.Data, p.Binary)
 		}
 	case Pong:
 		s.onPong()

@@ -163,10 +163,10 @@ func (s *Session) readLoop(conn *websocket.Conn) {
 			return
 		}
 		if typ == websocket.MessageBinary {
-			s.receive(packet{typ: Message, data: data, binary: true})
+			s.receive(Packet{Type: Message, Data: data, Binary: true})
 			continue
 		}
-		p, err := decodeText(data)
+		p, err := DecodePacket(data)
 		if err != nil {
 			s.Abort(ReasonParseError)
 			return
