@@ -245,6 +245,12 @@ func (h *Hub) OnDisconnect(fn func(s *Socket, reason string)) { h.main.OnDisconn
 // Emit sends an event to every socket of the main namespace (io.emit).
 func (h *Hub) Emit(event string, args ...any) error { return h.main.Emit(event, args...) }
 
+// EmitWithAck sends an event to every socket of the main namespace and
+// collects their acknowledgements. See Broadcast.EmitWithAck.
+func (h *Hub) EmitWithAck(ctx context.Context, event string, args ...any) ([]Reply, error) {
+	return h.main.EmitWithAck(ctx, event, args...)
+}
+
 // Send emits the "message" event to every socket of the main namespace.
 func (h *Hub) Send(args ...any) error { return h.main.Send(args...) }
 

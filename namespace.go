@@ -1,6 +1,7 @@
 package rally
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -142,6 +143,12 @@ func (n *Namespace) nextAckID() int64 { return n.ackIDs.Add(1) - 1 }
 
 // Emit sends an event to every socket of the namespace.
 func (n *Namespace) Emit(event string, args ...any) error { return n.All().Emit(event, args...) }
+
+// EmitWithAck sends an event to every socket of the namespace and collects
+// their acknowledgements. See Broadcast.EmitWithAck.
+func (n *Namespace) EmitWithAck(ctx context.Context, event string, args ...any) ([]Reply, error) {
+	return n.All().EmitWithAck(ctx, event, args...)
+}
 
 // Send emits the "message" event to every socket of the namespace.
 func (n *Namespace) Send(args ...any) error { return n.All().Send(args...) }

@@ -35,7 +35,6 @@ type Socket struct {
 	qmu     sync.Mutex
 	queue   []func()
 	running bool
-	idle    *sync.Cond
 }
 
 const (
@@ -344,9 +343,6 @@ func (s *Socket) runQueue() {
 		if len(s.queue) == 0 {
 			s.running = false
 			s.queue = nil
-			if s.idle != nil {
-				s.idle.Broadcast()
-			}
 			s.qmu.Unlock()
 			return
 		}
@@ -357,21 +353,10 @@ func (s *Socket) runQueue() {
 	}
 }
 
-// waitIdle waits until no job runs.
-func (s *Socket) waitIdle() {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	if s.idle == nil {
-		s.idle = sync.NewCond(&s.qmu)
-	}
-	for s.running {
-		s.idle.Wait()
-	}
-}
-
 // Close disconnects the socket (the server sees "client namespace
 // disconnect") and closes the connection when no other namespace uses it.
-// It waits for the socket's handlers to return.
+// Handlers still running finish on their own; the OnDisconnect functions
+// run after them.
 func (s *Socket) Close() error {
 	if s.err != nil {
 		return nil
@@ -395,9 +380,6 @@ func (s *Socket) disconnect(sendPacket bool, reason string) {
 	}
 	s.m.release(s, sendPacket)
 	s.closed(reason)
-	if sendPacket {
-		s.waitIdle()
-	}
 }
 
 // closed marks the socket disconnected and runs the OnDisconnect

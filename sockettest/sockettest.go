@@ -122,6 +122,20 @@ func (r *Recorder) Count(event string) int {
 	return n
 }
 
+// Pending returns how many occurrences of event have been received and not
+// yet returned by Wait or Expect.
+func (r *Recorder) Pending(event string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for i := r.next[event]; i < len(r.events); i++ {
+		if r.events[i].Name == event {
+			n++
+		}
+	}
+	return n
+}
+
 // Wait returns the arguments of the next occurrence of event not returned
 // before, waiting up to Timeout for it.
 func (r *Recorder) Wait(t testing.TB, event string) rally.Reply {
@@ -131,10 +145,10 @@ func (r *Recorder) Wait(t testing.TB, event string) rally.Reply {
 	for {
 		r.mu.Lock()
 		for i := r.next[event]; i < len(r.events); i++ {
-			if r.events[i].Name == event {
+			if e := r.events[i]; e.Name == event {
 				r.next[event] = i + 1
 				r.mu.Unlock()
-				return r.events[i].Args
+				return e.Args
 			}
 		}
 		r.next[event] = len(r.events)
