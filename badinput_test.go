@@ -1,0 +1,210 @@
+package rally_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/client"
+	"github.com/rallyhq/rally/sockettest"
+)
+
+// rawConn is a websocket speaking Engine.IO by hand, to send what no
+// well-behaved client would.
+type rawConn struct {
+	t *testing.T
+	c *websocket.Conn
+}
+
+func dialRaw(t *testing.T, srv *sockettest.Server) *rawConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	r := &rawConn{t: t, c: c}
+	if open := r.read(); !strings.HasPrefix(open, `0{"sid":`) {
+		t.Fatalf("open packet %q", open)
+	}
+	return r
+}
+
+func (r *rawConn) write(typ websocket.MessageType, data string) {
+	r.t.Helper()
+	if err := r.c.Write(context.Background(), typ, []byte(data)); err != nil {
+		r.t.Fatalf("write %q: %v", data, err)
+	}
+}
+
+func (r *rawConn) text(data string) { r.t.Helper(); r.write(websocket.MessageText, data) }
+
+func (r *rawConn) read() string {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, data, err := r.c.Read(ctx)
+	if err != nil {
+		r.t.Fatalf("read: %v", err)
+	}
+	return string(data)
+}
+
+// closed asserts that the server closes the websocket, skipping pings.
+func (r *rawConn) closed() error {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		_, data, err := r.c.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				r.t.Fatal("the server kept the connection open")
+			}
+			return err
+		}
+		if string(data) != "2" {
+			r.t.Fatalf("got %q, want the connection closed", data)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name    string
+		connect bool     // join "/" first
+		send    []string // text frames; "bin:" prefix for a binary frame
+		reason  string   // server-side disconnect reason of the "/" socket
+	}{
+		{"unknown packet type", true, []string{"4x"}, rally.ReasonForcedClose},
+		{"event payload not an array", true, []string{"42{}"}, rally.ReasonForcedClose},
+		{"empty event", true, []string{"42[]"}, rally.ReasonForcedClose},
+		{"reserved event name", true, []string{`42["disconnect"]`}, rally.ReasonForcedClose},
+		{"garbage before payload", true, []string{`42abc["x"]`}, rally.ReasonForcedClose},
+		{"truncated JSON", true, []string{`42["x"`}, rally.ReasonForcedClose},
+		{"disconnect with payload", true, []string{`41{}`}, rally.ReasonForcedClose},
+		{"ack without array", true, []string{`431{}`}, rally.ReasonForcedClose},
+		{"too many attachments", true, []string{`4511-["x"]`}, rally.ReasonForcedClose},
+		{"zero attachments", true, []string{`450-["x"]`}, rally.ReasonForcedClose},
+		{"text while attachments pending", true, []string{`451-["x",{"_placeholder":true,"num":0}]`, `42["y"]`}, rally.ReasonForcedClose},
+		{"placeholder out of range", true, []string{`451-["x",{"_placeholder":true,"num":3}]`, "bin:\x01"}, rally.ReasonForcedClose},
+		{"binary without header", true, []string{"bin:\x01"}, rally.ReasonForcedClose},
+		{"event for a namespace not joined", true, []string{`42/admin,["x"]`}, rally.ReasonForcedServerClose},
+		{"second CONNECT", true, []string{"40"}, rally.ReasonForcedServerClose},
+		{"CONNECT_ERROR from the client", true, []string{`44{"message":"x"}`}, rally.ReasonForcedServerClose},
+		{"unknown engine packet", true, []string{"x"}, rally.ReasonParseError},
+		{"empty engine packet", true, []string{""}, rally.ReasonParseError},
+		{"ping from the client", true, []string{"2"}, rally.ReasonTransportError},
+		{"oversized message", true, []string{"4" + strings.Repeat("x", 2000)}, rally.ReasonTransportError},
+		{"event before CONNECT", false, []string{`42["x"]`}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reasons := make(chan string, 1)
+			hub := rally.NewHub(&rally.Options{MaxHTTPBufferSize: 1000, OnError: func(*rally.Socket, error) {}})
+			hub.Of("/admin")
+			hub.On("ping", func(s *rally.Socket) string { return "pong" })
+			hub.OnConnect(func(s *rally.Socket) {
+				if s.Handshake().Query.Get("bystander") == "" {
+					s.On("x", func(*rally.Socket) {})
+				}
+			})
+			hub.OnDisconnect(func(s *rally.Socket, reason string) {
+				if s.Handshake().Query.Get("bystander") == "" {
+					reasons <- reason
+				}
+			})
+			srv := sockettest.NewServer(t, hub)
+			bystander := srv.Dial(t, "/", &client.Options{Query: map[string][]string{"bystander": {"1"}}})
+
+			raw := dialRaw(t, srv)
+			if tt.connect {
+				raw.text("40")
+				if reply := raw.read(); !strings.HasPrefix(reply, `40{"sid":"`) {
+					t.Fatalf("CONNECT reply %q", reply)
+				}
+			}
+			for _, msg := range tt.send {
+				if b, ok := strings.CutPrefix(msg, "bin:"); ok {
+					raw.write(websocket.MessageBinary, b)
+				} else {
+					raw.text(msg)
+				}
+			}
+			raw.closed()
+			if tt.reason != "" {
+				select {
+				case got := <-reasons:
+					if got != tt.reason {
+						t.Fatalf("reason %q, want %q", got, tt.reason)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("no OnDisconnect")
+				}
+			}
+
+			// Nothing else on the hub is disturbed.
+			r, err := bystander.EmitWithAck(ctx5s(t), "ping")
+			var pong string
+			if err != nil || r.Decode(&pong) != nil || pong != "pong" {
+				t.Fatalf("bystander: %q %v", pong, err)
+			}
+		})
+	}
+}
+
+func TestOversizedMessageCloses1009(t *testing.T) {
+	hub := rally.NewHub(&rally.Options{MaxHTTPBufferSize: 100})
+	srv := sockettest.NewServer(t, hub)
+	raw := dialRaw(t, srv)
+	raw.text("4" + strings.Repeat("x", 100))
+	if err := raw.closed(); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+func TestInvalidNamespaceKeepsTheConnection(t *testing.T) {
+	hub := rally.NewHub(nil)
+	srv := sockettest.NewServer(t, hub)
+	raw := dialRaw(t, srv)
+	raw.text("40/random,")
+	if got := raw.read(); got != `44/random,{"message":"Invalid namespace"}` {
+		t.Fatalf("got %q", got)
+	}
+	raw.text("40")
+	if got := raw.read(); !strings.HasPrefix(got, `40{"sid":"`) {
+		t.Fatalf("CONNECT after refusal: %q", got)
+	}
+}
+
+func TestMiddlewareRefusalKeepsTheConnection(t *testing.T) {
+	hub := rally.NewHub(nil)
+	hub.Use(func(s *rally.Socket) error {
+		if string(s.Handshake().Auth) != `{"ok":true}` {
+			return &rally.ConnectError{Message: "Not authorized", Data: map[string]int{"code": 42}}
+		}
+		return nil
+	})
+	srv := sockettest.NewServer(t, hub)
+	raw := dialRaw(t, srv)
+	raw.text(`40{"token":"123"}`)
+	if got := raw.read(); got != `44{"message":"Not authorized","data":{"code":42}}` { // F22
+		t.Fatalf("got %q", got)
+	}
+	raw.text(`40{"ok":true}`)
+	if got := raw.read(); !strings.HasPrefix(got, `40{"sid":"`) {
+		t.Fatalf("retry: %q", got)
+	}
+}
+
+func TestConnectTimeout(t *testing.T) {
+	hub := rally.NewHub(&rally.Options{ConnectTimeout: 50 * time.Millisecond})
+	srv := sockettest.NewServer(t, hub)
+	raw := dialRaw(t, srv) // never sends CONNECT
+	raw.closed()
+}
