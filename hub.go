@@ -16,7 +16,6 @@ package rally
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -265,9 +264,6 @@ func (h *Hub) Except(rooms ...string) Broadcast { return h.main.Except(rooms...)
 
 // All selects every socket of the main namespace.
 func (h *Hub) All() Broadcast { return h.main.All() }
-
-// ErrHubClosed is returned by operations on a hub that is shutting down.
-var ErrHubClosed = errors.New("rally: hub shut down")
 
 // Shutdown gracefully stops the hub: new handshakes are refused, every
 // socket is disconnected with reason "server shutting down" (clients see
