@@ -481,3 +481,89 @@ func TestPayloadCodec(t *testing.T) {
 		}
 	}
 }
+
+func TestOriginPolicy(t *testing.T) {
+	ts := newTestServer(t, Options{AllowedOrigins: []string{"app.example.com", "https://*.trusted.dev"}, AllowCredentials: true})
+	request := func(method, query, origin string, extra map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, ts.URL+"/?"+query, nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		for k, v := range extra {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	handshake := "EIO=4&transport=polling"
+	tests := []struct {
+		name, method, query, origin string
+		status                      int
+		acao                        string
+	}{
+		{"no origin", "GET", handshake, "", 200, ""},
+		{"same host", "GET", handshake, ts.URL, 200, ts.URL},
+		{"listed host", "GET", handshake, "http://app.example.com", 200, "http://app.example.com"},
+		{"listed scheme and host", "GET", handshake, "https://a.trusted.dev", 200, "https://a.trusted.dev"},
+		{"wrong scheme", "GET", handshake, "http://a.trusted.dev", 403, ""},
+		{"other origin", "GET", handshake, "http://evil.example", 403, ""},
+		{"errors carry CORS headers", "GET", "EIO=4&transport=polling&sid=nope", "http://app.example.com", 400, "http://app.example.com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := request(tt.method, tt.query, tt.origin, nil)
+			if res.StatusCode != tt.status || res.Header.Get("Access-Control-Allow-Origin") != tt.acao {
+				t.Fatalf("got %d ACAO=%q, want %d %q", res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"), tt.status, tt.acao)
+			}
+			if tt.acao != "" && (res.Header.Get("Access-Control-Allow-Credentials") != "true" || res.Header.Get("Vary") != "Origin") {
+				t.Fatalf("headers %v", res.Header)
+			}
+		})
+	}
+	t.Run("preflight", func(t *testing.T) {
+		res := request("OPTIONS", handshake, "http://app.example.com", map[string]string{
+			"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-token"})
+		if res.StatusCode != 204 || res.Header.Get("Access-Control-Allow-Headers") != "x-token" ||
+			res.Header.Get("Access-Control-Allow-Methods") != "GET,POST" {
+			t.Fatalf("preflight %d %v", res.StatusCode, res.Header)
+		}
+		if res := request("OPTIONS", handshake, "http://evil.example", map[string]string{"Access-Control-Request-Method": "POST"}); res.StatusCode != 403 {
+			t.Fatalf("refused preflight %d", res.StatusCode)
+		}
+	})
+	t.Run("websocket", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/?EIO=4&transport=websocket"
+		_, res, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://evil.example"}}})
+		if err == nil || res == nil || res.StatusCode != 400 {
+			t.Fatalf("cross-origin websocket: %v %v", res, err)
+		}
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://app.example.com"}}})
+		if err != nil {
+			t.Fatalf("allowed origin: %v", err)
+		}
+		c.CloseNow()
+	})
+}
+
+func TestAnyOrigin(t *testing.T) {
+	ts := newTestServer(t, Options{AllowedOrigins: []string{"*"}})
+	req, _ := http.NewRequest("GET", ts.URL+"/?EIO=4&transport=polling", nil)
+	req.Header.Set("Origin", "http://anywhere.example")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != "http://anywhere.example" ||
+		res.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("%d %v", res.StatusCode, res.Header)
+	}
+}

@@ -35,8 +35,18 @@ type Options struct {
 	// Value set to the session id (for sticky load balancing).
 	Cookie *http.Cookie
 
-	// AcceptOptions configures websocket upgrades (origin checks,
-	// compression).
+	// AllowedOrigins lists the origins, besides the server's own host,
+	// that browsers may connect from: host patterns ("*.example.com") or
+	// scheme://host patterns, matched with path.Match; "*" allows all.
+	// Handshakes and upgrades from other origins are refused (Forbidden);
+	// allowed cross-origin requests get CORS headers.
+	AllowedOrigins []string
+	// AllowCredentials adds Access-Control-Allow-Credentials to CORS
+	// responses, for clients that send cookies (withCredentials).
+	AllowCredentials bool
+
+	// AcceptOptions configures websocket upgrades (compression). Origins
+	// are checked by AllowedOrigins instead of its own options.
 	AcceptOptions websocket.AcceptOptions
 
 	// AllowRequest, when set, vets every handshake request. A non-nil error
@@ -69,7 +79,8 @@ func (o *Options) setDefaults() {
 
 // Server serves Engine.IO requests. It is an http.Handler.
 type Server struct {
-	opts Options
+	opts    Options
+	origins originPolicy
 
 	mu       sync.RWMutex
 	sessions map[string]*Session
@@ -83,7 +94,13 @@ func NewServer(opts Options) *Server {
 	if opts.NewSession == nil {
 		panic("engineio: Options.NewSession is nil")
 	}
-	return &Server{opts: opts, sessions: make(map[string]*Session)}
+	opts.AcceptOptions.InsecureSkipVerify = true // origins are checked before
+	opts.AcceptOptions.OriginPatterns = nil
+	return &Server{
+		opts:     opts,
+		origins:  newOriginPolicy(opts.AllowedOrigins, opts.AllowCredentials),
+		sessions: make(map[string]*Session),
+	}
 }
 
 // Options returns the server's options, defaults applied.
@@ -138,6 +155,19 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	originOK := srv.origins.allowed(r)
+	if originOK {
+		srv.origins.setCORS(w, r)
+	}
+	if r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		if originOK {
+			srv.origins.preflight(w, r)
+		} else {
+			fail(errForbidden, errForbidden.message)
+		}
+		return
+	}
+
 	if !srv.enabled(transport) {
 		fail(errTransportUnknown, errTransportUnknown.message)
 		return
@@ -150,6 +180,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if transport == TransportWebSocket && upgrade {
+			if !originOK {
+				fail(errForbidden, errForbidden.message)
+				return
+			}
 			srv.serveUpgrade(w, r, s)
 			return
 		}
@@ -167,6 +201,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if transport == TransportWebSocket && !upgrade {
 		fail(errBadRequest, errBadRequest.message)
+		return
+	}
+	if !originOK {
+		fail(errForbidden, errForbidden.message)
 		return
 	}
 	if srv.opts.AllowRequest != nil {
