@@ -2,6 +2,8 @@ package rally_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +209,154 @@ func TestConnectTimeout(t *testing.T) {
 	srv := sockettest.NewServer(t, hub)
 	raw := dialRaw(t, srv) // never sends CONNECT
 	raw.closed()
+}
+
+// rawPoll is a long-polling session driven by hand.
+type rawPoll struct {
+	t   *testing.T
+	url string
+	sid string
+}
+
+func openPoll(t *testing.T, srv *sockettest.Server) *rawPoll {
+	t.Helper()
+	p := &rawPoll{t: t, url: srv.URL + "/socket.io/"}
+	status, body := p.do("GET", "EIO=4&transport=polling", "")
+	if status != 200 || !strings.HasPrefix(body, `0{"sid":"`) {
+		t.Fatalf("handshake: %d %q", status, body)
+	}
+	p.sid = body[len(`0{"sid":"`) : len(`0{"sid":"`)+20]
+	return p
+}
+
+func (p *rawPoll) do(method, query, body string) (int, string) {
+	p.t.Helper()
+	req, err := http.NewRequest(method, p.url+"?"+query, strings.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func (p *rawPoll) q() string { return "EIO=4&transport=polling&sid=" + p.sid }
+
+func TestPollingBadInput(t *testing.T) {
+	unknown := `{"code":1,"message":"Session ID unknown"}`
+	tests := []struct {
+		name       string
+		method     string
+		query      func(p *rawPoll) string
+		body       string
+		status     int
+		respBody   string
+		keepsAlive bool // the session survives
+	}{
+		{"unknown sid", "GET", func(*rawPoll) string { return "EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAAAAAA" }, "", 400, unknown, true},
+		{"bad EIO", "GET", func(*rawPoll) string { return "EIO=3&transport=polling" }, "", 400, `{"code":5,"message":"Unsupported protocol version"}`, true},
+		{"unknown transport", "GET", func(p *rawPoll) string { return "EIO=4&transport=flash&sid=" + p.sid }, "", 400, `{"code":0,"message":"Transport unknown"}`, true},
+		{"handshake by POST", "POST", func(*rawPoll) string { return "EIO=4&transport=polling" }, "40", 400, `{"code":2,"message":"Bad handshake method"}`, true},
+		{"transport mismatch", "GET", func(p *rawPoll) string { return "EIO=4&transport=websocket&sid=" + p.sid }, "", 400, `{"code":3,"message":"Bad request"}`, true},
+		{"wrong method", "PUT", (*rawPoll).q, "", 500, "", true},
+		{"oversized POST", "POST", (*rawPoll).q, "4" + strings.Repeat("x", 1000), 413, "", true},
+		{"empty body", "POST", (*rawPoll).q, "", 400, "", false},
+		{"empty segment", "POST", (*rawPoll).q, `42["x"]` + "\x1e\x1e" + `42["x"]`, 400, "", false},
+		{"bad base64", "POST", (*rawPoll).q, "b!!!", 400, "", false},
+		{"bad packet among good ones", "POST", (*rawPoll).q, `42["x"]` + "\x1ex\x1e" + `42["x"]`, 400, "", false},
+		{"bad Socket.IO packet", "POST", (*rawPoll).q, "42{}", 200, "ok", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub := rally.NewHub(&rally.Options{MaxHTTPBufferSize: 1000, OnError: func(*rally.Socket, error) {}})
+			hub.On("ping", func(s *rally.Socket) string { return "pong" })
+			hub.On("x", func(s *rally.Socket) {})
+			srv := sockettest.NewServer(t, hub)
+			bystander := srv.Dial(t, "/", &client.Options{Transports: []string{client.TransportPolling}})
+
+			p := openPoll(t, srv)
+			if status, body := p.do("POST", p.q(), "40"); status != 200 || body != "ok" {
+				t.Fatalf("CONNECT: %d %q", status, body)
+			}
+			if _, body := p.do("GET", p.q(), ""); !strings.HasPrefix(body, `40{"sid":"`) {
+				t.Fatalf("CONNECT reply %q", body)
+			}
+			status, body := p.do(tt.method, tt.query(p), tt.body)
+			if status != tt.status || body != tt.respBody {
+				t.Fatalf("got %d %q, want %d %q", status, body, tt.status, tt.respBody)
+			}
+			// The session is kept, or gone for good.
+			status, body = p.do("POST", p.q(), `42["x"]`)
+			if tt.keepsAlive && (status != 200 || body != "ok") {
+				t.Fatalf("session lost: %d %q", status, body)
+			}
+			if !tt.keepsAlive && (status != 400 || body != unknown) {
+				t.Fatalf("session still open: %d %q", status, body)
+			}
+			r, err := bystander.EmitWithAck(ctx5s(t), "ping")
+			var pong string
+			if err != nil || r.Decode(&pong) != nil || pong != "pong" {
+				t.Fatalf("bystander: %q %v", pong, err)
+			}
+		})
+	}
+}
+
+func TestUpgradeOfClosedOrUpgradedSession(t *testing.T) {
+	hub := rally.NewHub(nil)
+	srv := sockettest.NewServer(t, hub)
+	c := srv.Dial(t, "/", nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Transport() != client.TransportWebSocket && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The client's engine session id is not exposed; read it from the hub
+	// through a raw session instead: open one, upgrade it, then try again.
+	p := openPoll(t, srv)
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket.io/?" + "EIO=4&transport=websocket&sid=" + p.sid
+	ctx := ctx5s(t)
+	ws, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.Write(ctx, websocket.MessageText, []byte("2probe"))
+	if _, got, err := ws.Read(ctx); err != nil || string(got) != "3probe" {
+		t.Fatalf("probe: %q %v", got, err)
+	}
+	ws.Write(ctx, websocket.MessageText, []byte("5"))
+	time.Sleep(50 * time.Millisecond)
+	// Already upgraded: a second websocket is accepted, then closed at once.
+	ws2, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws2.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("second websocket: %v", err)
+	}
+	// Polling on an upgraded session is a bad request.
+	if status, body := p.do("GET", p.q(), ""); status != 400 || body != `{"code":3,"message":"Bad request"}` {
+		t.Fatalf("poll after upgrade: %d %q", status, body)
+	}
+	// A closed session is unknown.
+	ws.Close(websocket.StatusNormalClosure, "")
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		_, _, err := websocket.Dial(ctx, wsURL, nil)
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("upgrade of a closed session accepted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !c.Connected() {
+		t.Fatal("the other client was disconnected")
+	}
 }
