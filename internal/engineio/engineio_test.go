@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -565,5 +566,50 @@ func TestAnyOrigin(t *testing.T) {
 	if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != "http://anywhere.example" ||
 		res.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatalf("%d %v", res.StatusCode, res.Header)
+	}
+}
+
+func TestPollCompression(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	sid := ts.handshake(t)
+	q := "/?EIO=4&transport=polling&sid=" + sid
+	big := "4" + strings.Repeat("abc", 1000)
+	for _, tt := range []struct {
+		name, accept, payload string
+		gzipped               bool
+	}{
+		{"large, gzip accepted", "gzip, deflate", big, true},
+		{"large, gzip refused", "gzip;q=0", big, false},
+		{"large, no header", "", big, false},
+		{"small", "gzip", "4small", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts.session(t, 0).s.Send(TextFrame(Message, tt.payload[1:]))
+			req, _ := http.NewRequest("GET", ts.URL+q, nil)
+			if tt.accept != "" {
+				req.Header.Set("Accept-Encoding", tt.accept)
+			}
+			// A transport of its own, so Go does not add and strip gzip.
+			res, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var body io.Reader = res.Body
+			if got := res.Header.Get("Content-Encoding") == "gzip"; got != tt.gzipped {
+				t.Fatalf("gzipped = %v, want %v", got, tt.gzipped)
+			}
+			if tt.gzipped {
+				zr, err := gzip.NewReader(res.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body = zr
+			}
+			b, _ := io.ReadAll(body)
+			if string(b) != tt.payload {
+				t.Fatalf("payload of %d bytes differs", len(b))
+			}
+		})
 	}
 }

@@ -1,10 +1,14 @@
 package engineio
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 )
 
 // pollState is the long-polling side of a session.
@@ -26,7 +30,7 @@ func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
 		upgrades = append(upgrades, TransportWebSocket)
 	}
 	srv.setCookie(w, s.id)
-	writePayload(w, []Frame{s.openPacket(upgrades)})
+	writePayload(w, r, []Frame{s.openPacket(upgrades)})
 	s.startHeartbeat()
 }
 
@@ -86,7 +90,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	closing := s.state == stateClosing
 	s.mu.Unlock()
 
-	writePayload(w, frames)
+	writePayload(w, r, frames)
 	if closing {
 		s.Abort(ReasonForcedClose)
 	}
@@ -140,12 +144,42 @@ func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok")
 }
 
+// compressThreshold is the payload size from which poll responses are
+// gzipped for clients that accept it, as the official server does.
+const compressThreshold = 1024
+
+var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
 // writePayload answers a poll with frames as one payload.
-func writePayload(w http.ResponseWriter, frames []Frame) {
+func writePayload(w http.ResponseWriter, r *http.Request, frames []Frame) {
 	body := AppendPayload(nil, frames)
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=UTF-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-store")
+	if len(body) >= compressThreshold && acceptsGzip(r) {
+		var buf bytes.Buffer
+		zw := gzipPool.Get().(*gzip.Writer)
+		zw.Reset(&buf)
+		zw.Write(body)
+		zw.Close()
+		gzipPool.Put(zw)
+		body = buf.Bytes()
+		h.Set("Content-Encoding", "gzip")
+		h.Add("Vary", "Accept-Encoding")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding lists gzip
+// without refusing it (q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			q := strings.ReplaceAll(params, " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }
