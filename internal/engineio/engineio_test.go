@@ -454,8 +454,13 @@ func TestGracefulClose(t *testing.T) {
 		e := ts.session(t, 0)
 		e.s.Send(TextFrame(Message, "last"))
 		e.s.Close()
-		if _, body, _ := ts.do(t, "GET", "EIO=4&transport=polling&sid="+sid, ""); body != "4last\x1e1" {
-			t.Fatalf("got %q", body)
+		// The close packet comes alone, in the next poll.
+		q := "EIO=4&transport=polling&sid=" + sid
+		if _, body, _ := ts.do(t, "GET", q, ""); body != "4last" {
+			t.Fatalf("first poll %q", body)
+		}
+		if _, body, _ := ts.do(t, "GET", q, ""); body != "1" {
+			t.Fatalf("second poll %q", body)
 		}
 		if r := e.wait(t); r != ReasonForcedClose {
 			t.Fatalf("reason %q", r)

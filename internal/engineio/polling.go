@@ -87,14 +87,23 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	} else {
 		frames, s.queue = s.queue, nil
 	}
-	closing := s.state == stateClosing
+	closed := false
+	if s.state == stateClosing {
+		if last := frames[len(frames)-1]; isClose(last) {
+			closed = true
+		} else {
+			s.queue = append(s.queue, closeFrame) // for the next poll
+		}
+	}
 	s.mu.Unlock()
 
 	writePayload(w, r, frames)
-	if closing {
+	if closed {
 		s.Abort(ReasonForcedClose)
 	}
 }
+
+func isClose(f Frame) bool { return !f.Binary && len(f.Data) == 1 && f.Data[0] == Close }
 
 // serveData handles a POST: its body is a payload of packets from the client.
 func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {

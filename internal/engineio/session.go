@@ -264,8 +264,13 @@ func (s *Session) Close() {
 		}
 		return
 	}
-	s.queue = append(s.queue, closeFrame)
-	s.wakeLocked()
+	// The close packet travels alone, in the poll after the one that
+	// carries what is queued: a client handles a close packet before the
+	// packets that shared its payload.
+	if len(s.queue) == 0 {
+		s.queue = append(s.queue, closeFrame)
+		s.wakeLocked()
+	}
 	// A client that stopped polling never collects the close packet.
 	s.closeTimer = time.AfterFunc(30*time.Second, func() { s.Abort(ReasonForcedClose) })
 }

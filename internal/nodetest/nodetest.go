@@ -9,7 +9,14 @@
 // A script talks to its test through JSON lines: every line it prints on
 // stdout is one JSON object, by convention with an "event" key naming what
 // happened; the test can write JSON lines to its stdin. The test waits for
-// lines with a timeout; stderr is kept for failure messages.
+// lines with a timeout; stderr is kept for failure messages. A line whose
+// event is "fatal" (a script's uncaught error) fails the test's next wait.
+//
+// Typical use:
+//
+//	p := nodetest.Start(t, "hello.js", nodetest.Options{Env: []string{"RALLY_URL=" + srv.URL}})
+//	p.Send(map[string]any{"op": "emit", "ev": "ping"})
+//	l := p.WaitEvent(5*time.Second, "log", map[string]any{"args": []any{"Hello!"}})
 //
 // When node or the npm packages are missing the test is skipped, with the
 // command that fixes it, except when the environment variable CI is "true":
@@ -32,6 +39,9 @@ import (
 	"testing"
 	"time"
 )
+
+// FatalEvent is the event of the line a script prints when it fails.
+const FatalEvent = "fatal"
 
 // DefaultTimeout bounds the life of a script when Options.Timeout is zero.
 const DefaultTimeout = 2 * time.Minute
@@ -64,8 +74,8 @@ func (l Line) Decode(v any) error { return json.Unmarshal([]byte(l.Raw), v) }
 // Get returns the value of a key of the line, or nil.
 func (l Line) Get(key string) any { return l.Fields[key] }
 
-// String returns the value of a key when it is a string, or "".
-func (l Line) String(key string) string {
+// Text returns the value of a key when it is a string, or "".
+func (l Line) Text(key string) string {
 	s, _ := l.Fields[key].(string)
 	return s
 }
@@ -255,7 +265,7 @@ func (p *Process) Stderr() string {
 // WaitFor waits until cond, called with every line printed so far, returns
 // true, and returns those lines. The test fails if timeout passes, if the
 // process exits first, or if the script printed a line that is not a JSON
-// object. what describes the wait in the failure message. cond runs on the
+// object or a FatalEvent line. what describes the wait in the failure message. cond runs on the
 // test's goroutine, so it may call t.Fatal.
 func (p *Process) WaitFor(timeout time.Duration, what string, cond func(lines []Line) bool) []Line {
 	p.t.Helper()
@@ -270,6 +280,11 @@ func (p *Process) WaitFor(timeout time.Duration, what string, cond func(lines []
 		p.mu.Unlock()
 		if len(bad) > 0 {
 			p.t.Fatalf("nodetest: %s printed a line that is not a JSON object: %q\n%s", p.script, bad[0], p.report())
+		}
+		for _, l := range lines {
+			if l.Event == FatalEvent {
+				p.t.Fatalf("nodetest: %s failed: %s\n%s", p.script, l.Text("error"), p.report())
+			}
 		}
 		if cond(lines) {
 			return lines
