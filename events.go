@@ -30,18 +30,15 @@ func mustHandler(event string, handler any) *callback.Func {
 
 // eventPacket encodes an EVENT (or BINARY_EVENT) packet.
 func eventPacket(nsp, event string, args []any, id int64) (*parser.Packet, error) {
-	if parser.IsReserved(event) {
-		return nil, fmt.Errorf("rally: %q is a reserved event name", event)
-	}
-	data, atts, err := parser.MarshalEvent(event, args)
+	p, err := NewPacket(event, args...)
 	if err != nil {
-		return nil, fmt.Errorf("rally: emitting %q: %w", event, err)
+		return nil, err
 	}
 	typ := parser.Event
-	if len(atts) > 0 {
+	if len(p.Attachments) > 0 {
 		typ = parser.BinaryEvent
 	}
-	return &parser.Packet{Type: typ, Namespace: nsp, ID: id, Data: data, Attachments: atts}, nil
+	return &parser.Packet{Type: typ, Namespace: nsp, ID: id, Data: p.Data, Attachments: p.Attachments}, nil
 }
 
 // EventError is an error raised while handling an event: its arguments
@@ -78,6 +75,20 @@ type Reply struct {
 // tests; servers get replies from EmitWithAck.
 func NewReply(args []json.RawMessage, attachments [][]byte) Reply {
 	return Reply{args: args, attachments: attachments}
+}
+
+// ReplyOf encodes Go values as a Reply, as if they had travelled in an
+// acknowledgement: []byte values become binary attachments.
+func ReplyOf(values ...any) (Reply, error) {
+	data, atts, err := parser.MarshalAck(values)
+	if err != nil {
+		return Reply{}, fmt.Errorf("rally: encoding a reply: %w", err)
+	}
+	args, err := parser.SplitArray(data)
+	if err != nil {
+		return Reply{}, err
+	}
+	return Reply{args: args, attachments: atts}, nil
 }
 
 // Len returns the number of arguments.

@@ -16,6 +16,7 @@ package rally
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -85,6 +86,11 @@ type Options struct {
 	// error refuses it (HTTP 403 with the error's text). Handshake
 	// middleware wrapped around the Hub is the other way to do this.
 	AllowRequest func(r *http.Request) error
+
+	// Adapter, when set, creates the adapter of each namespace from its
+	// LocalAdapter, to share rooms and broadcasts with other servers (see
+	// the redisadapter module). nil keeps every namespace on this server.
+	Adapter func(local *LocalAdapter) Adapter
 
 	// Logger receives the hub's diagnostics; nil means slog.Default().
 	Logger *slog.Logger
@@ -254,6 +260,22 @@ func (h *Hub) EmitWithAck(ctx context.Context, event string, args ...any) ([]Rep
 	return h.main.EmitWithAck(ctx, event, args...)
 }
 
+// ServerSideEmit sends an event to the other servers' OnServerEvent
+// handlers of the main namespace. See Namespace.ServerSideEmit.
+func (h *Hub) ServerSideEmit(ctx context.Context, event string, args ...any) error {
+	return h.main.ServerSideEmit(ctx, event, args...)
+}
+
+// ServerSideEmitWithAck sends an event to the other servers and collects
+// their answers. See Namespace.ServerSideEmitWithAck.
+func (h *Hub) ServerSideEmitWithAck(ctx context.Context, event string, args ...any) ([]Reply, error) {
+	return h.main.ServerSideEmitWithAck(ctx, event, args...)
+}
+
+// OnServerEvent registers the handler of an event other servers send to
+// the main namespace. See Namespace.OnServerEvent.
+func (h *Hub) OnServerEvent(event string, handler any) { h.main.OnServerEvent(event, handler) }
+
 // Send emits the "message" event to every socket of the main namespace.
 func (h *Hub) Send(args ...any) error { return h.main.Send(args...) }
 
@@ -303,6 +325,17 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.engine.Close(ReasonServerShuttingDown)
 	if werr := h.workers.Wait(ctx); err == nil {
 		err = werr
+	}
+	h.mu.RLock()
+	namespaces := make([]*Namespace, 0, len(h.namespaces))
+	for _, n := range h.namespaces {
+		namespaces = append(namespaces, n)
+	}
+	h.mu.RUnlock()
+	for _, n := range namespaces {
+		if cerr := n.adapter.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("rally: closing the adapter of %s: %w", n.name, cerr)
+		}
 	}
 	return err
 }

@@ -30,12 +30,15 @@ func (e *ConnectError) Error() string { return e.Message }
 // Namespace is a communication channel clients join by name ("/",
 // "/admin"); each has its own handlers, middleware, sockets and rooms.
 type Namespace struct {
-	hub    *Hub
-	name   string
-	ackIDs atomic.Int64
+	hub     *Hub
+	name    string
+	ackIDs  atomic.Int64
+	local   *LocalAdapter
+	adapter Adapter
 
 	hmu          sync.RWMutex
 	handlers     map[string]*callback.Func
+	serverEvents map[string]*callback.Func
 	middleware   []ConnectMiddleware
 	onConnect    []func(*Socket)
 	onDisconnect []func(*Socket, string)
@@ -46,13 +49,20 @@ type Namespace struct {
 }
 
 func newNamespace(h *Hub, name string) *Namespace {
-	return &Namespace{
-		hub:      h,
-		name:     name,
-		handlers: make(map[string]*callback.Func),
-		sockets:  make(map[string]*Socket),
-		rooms:    make(map[string]map[*Socket]struct{}),
+	n := &Namespace{
+		hub:          h,
+		name:         name,
+		handlers:     make(map[string]*callback.Func),
+		serverEvents: make(map[string]*callback.Func),
+		sockets:      make(map[string]*Socket),
+		rooms:        make(map[string]map[*Socket]struct{}),
 	}
+	n.local = &LocalAdapter{nsp: n}
+	n.adapter = n.local
+	if h.opts.Adapter != nil {
+		n.adapter = h.opts.Adapter(n.local)
+	}
+	return n
 }
 
 // Name returns the namespace's name, such as "/" or "/admin".
@@ -113,6 +123,46 @@ func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
 	n.hmu.Lock()
 	defer n.hmu.Unlock()
 	n.onDisconnect = append(n.onDisconnect, fn)
+}
+
+// OnServerEvent registers the handler of an event that other servers send
+// with ServerSideEmit (through an adapter that spans servers). The handler
+// takes the event's arguments, decoded as for On, without a *Socket; its
+// results answer a ServerSideEmitWithAck. It panics if the handler is
+// unusable.
+func (n *Namespace) OnServerEvent(event string, handler any) {
+	f := mustServerHandler(event, handler)
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	n.serverEvents[event] = f
+}
+
+func (n *Namespace) serverHandler(event string) *callback.Func {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	return n.serverEvents[event]
+}
+
+// ServerSideEmit sends an event to the other servers of the namespace
+// (their OnServerEvent handlers), not to clients and not to this server.
+// With a single server it does nothing.
+func (n *Namespace) ServerSideEmit(ctx context.Context, event string, args ...any) error {
+	p, err := NewPacket(event, args...)
+	if err != nil {
+		return err
+	}
+	_, err = n.adapter.ServerSideEmit(ctx, p, false)
+	return err
+}
+
+// ServerSideEmitWithAck sends an event to the other servers and waits for
+// each one's answer (the results of its handler) until ctx ends.
+func (n *Namespace) ServerSideEmitWithAck(ctx context.Context, event string, args ...any) ([]Reply, error) {
+	p, err := NewPacket(event, args...)
+	if err != nil {
+		return nil, err
+	}
+	return n.adapter.ServerSideEmit(ctx, p, true)
 }
 
 func (n *Namespace) handler(event string) *callback.Func {
@@ -263,4 +313,54 @@ func (n *Namespace) socketRooms(s *Socket) []string {
 	}
 	slices.Sort(rooms)
 	return rooms
+}
+
+// selected returns the connected sockets of this server that opts selects.
+func (n *Namespace) selected(opts BroadcastOptions) []*Socket {
+	var out []*Socket
+	n.each(opts, func(s *Socket) { out = append(out, s) })
+	return out
+}
+
+// each calls fn for every connected socket of this server that opts
+// selects, once each, while the namespace is read-locked: fn must not join,
+// leave or disconnect.
+func (n *Namespace) each(opts BroadcastOptions, fn func(*Socket)) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+
+	var except map[*Socket]struct{}
+	if len(opts.Except) > 0 {
+		except = make(map[*Socket]struct{})
+		for _, room := range opts.Except {
+			for s := range n.rooms[room] {
+				except[s] = struct{}{}
+			}
+		}
+	}
+	visit := func(s *Socket) {
+		if _, skip := except[s]; !skip && s.isConnected() {
+			fn(s)
+		}
+	}
+	switch len(opts.Rooms) {
+	case 0:
+		for _, s := range n.sockets {
+			visit(s)
+		}
+	case 1:
+		for s := range n.rooms[opts.Rooms[0]] {
+			visit(s)
+		}
+	default:
+		seen := make(map[*Socket]struct{})
+		for _, room := range opts.Rooms {
+			for s := range n.rooms[room] {
+				if _, dup := seen[s]; !dup {
+					seen[s] = struct{}{}
+					visit(s)
+				}
+			}
+		}
+	}
 }

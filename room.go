@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-
-	"github.com/rallyhq/rally/internal/parser"
+	"sync"
 )
 
 // Broadcast selects sockets of a namespace: every socket, or those in some
@@ -58,22 +57,23 @@ func (b Broadcast) Local() Broadcast {
 	return b
 }
 
+// options returns the adapter's view of the selection.
+func (b Broadcast) options() BroadcastOptions {
+	if b.nsp == nil {
+		panic(errNoNamespace)
+	}
+	return BroadcastOptions{Rooms: b.rooms, Except: b.except, Volatile: b.volatile, Local: b.local}
+}
+
 // Emit sends an event to the selected sockets. The packet is encoded once
 // for all of them.
 func (b Broadcast) Emit(event string, args ...any) error {
-	p, err := eventPacket(b.nsp.name, event, args, parser.NoID)
+	opts := b.options()
+	p, err := NewPacket(event, args...)
 	if err != nil {
 		return err
 	}
-	frames := encodeFrames(p)
-	b.each(func(s *Socket) {
-		if b.volatile {
-			s.conn.sess.SendVolatile(frames...)
-		} else {
-			s.conn.sess.Send(frames...)
-		}
-	})
-	return nil
+	return b.nsp.adapter.Broadcast(context.Background(), p, opts)
 }
 
 // Send emits the "message" event to the selected sockets.
@@ -85,46 +85,81 @@ func (b Broadcast) Send(args ...any) error { return b.Emit("message", args...) }
 // with an error wrapping ctx.Err(). With no socket selected it returns at
 // once with no replies.
 func (b Broadcast) EmitWithAck(ctx context.Context, event string, args ...any) ([]Reply, error) {
-	id := b.nsp.nextAckID()
-	p, err := eventPacket(b.nsp.name, event, args, id)
+	opts := b.options()
+	p, err := NewPacket(event, args...)
 	if err != nil {
 		return nil, err
 	}
-	frames := encodeFrames(p)
-	targets := b.sockets()
-	ch := make(chan Reply, len(targets))
-	waiting := targets[:0]
-	for _, s := range targets {
-		if s.addAck(id, ch) && s.conn.sess.Send(frames...) == nil {
-			waiting = append(waiting, s)
-		}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := newAckCollector()
+	servers, err := b.nsp.adapter.BroadcastWithAck(ctx, p, opts, c.clients, c.ack)
+	if err != nil {
+		return nil, err
 	}
-	defer func() {
-		for _, s := range waiting {
-			s.removeAck(id)
+	return c.wait(ctx, event, servers)
+}
+
+// ackCollector gathers the answers of a broadcast with acks from every
+// server.
+type ackCollector struct {
+	mu       sync.Mutex
+	reported int // servers that reported their client count
+	expected int // acks announced by those servers
+	replies  []Reply
+	changed  chan struct{}
+}
+
+func newAckCollector() *ackCollector {
+	return &ackCollector{changed: make(chan struct{}, 1)}
+}
+
+func (c *ackCollector) clients(n int) {
+	c.mu.Lock()
+	c.reported++
+	c.expected += n
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *ackCollector) ack(r Reply) {
+	c.mu.Lock()
+	c.replies = append(c.replies, r)
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *ackCollector) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the replies once every server reported and every announced
+// ack arrived, or what arrived when ctx ends.
+func (c *ackCollector) wait(ctx context.Context, event string, servers int) ([]Reply, error) {
+	for {
+		c.mu.Lock()
+		done := c.reported >= servers && len(c.replies) >= c.expected
+		replies, expected, reported := slices.Clone(c.replies), c.expected, c.reported
+		c.mu.Unlock()
+		if done {
+			return replies, nil
 		}
-	}()
-	replies := make([]Reply, 0, len(waiting))
-	for len(replies) < len(waiting) {
 		select {
-		case r := <-ch:
-			replies = append(replies, r)
+		case <-c.changed:
 		case <-ctx.Done():
-			return replies, fmt.Errorf("rally: waiting for the acks of %q: %d of %d answered: %w",
-				event, len(replies), len(waiting), ctx.Err())
+			return replies, fmt.Errorf("rally: waiting for the acks of %q: %d of %d answered, %d of %d servers reported: %w",
+				event, len(replies), expected, reported, servers, ctx.Err())
 		}
 	}
-	return replies, nil
 }
 
 // RemoteSocket is a snapshot of a selected socket, as FetchSockets returns
 // it; its methods act on the live socket, wherever it is connected.
 type RemoteSocket struct {
-	ID        string
-	Handshake *Handshake
-	Rooms     []string
-	Data      any
-
+	SocketInfo
 	nsp *Namespace
 }
 
@@ -158,101 +193,35 @@ func (r *RemoteSocket) Disconnect(closeConn bool) error {
 	return r.nsp.To(r.ID).DisconnectSockets(closeConn)
 }
 
-// FetchSockets returns a snapshot of the selected sockets.
+// FetchSockets returns a snapshot of the selected sockets, on every server.
 func (b Broadcast) FetchSockets(ctx context.Context) ([]*RemoteSocket, error) {
-	if err := ctx.Err(); err != nil {
+	opts := b.options()
+	infos, err := b.nsp.adapter.FetchSockets(ctx, opts)
+	if err != nil {
 		return nil, err
 	}
-	var out []*RemoteSocket
-	for _, s := range b.sockets() {
-		out = append(out, &RemoteSocket{
-			ID:        s.id,
-			Handshake: s.handshake,
-			Rooms:     s.Rooms(),
-			Data:      s.Data(),
-			nsp:       b.nsp,
-		})
+	out := make([]*RemoteSocket, len(infos))
+	for i, info := range infos {
+		out[i] = &RemoteSocket{SocketInfo: info, nsp: b.nsp}
 	}
 	return out, nil
 }
 
 // SocketsJoin makes the selected sockets join rooms.
 func (b Broadcast) SocketsJoin(rooms ...string) error {
-	for _, s := range b.sockets() {
-		s.Join(rooms...)
-	}
-	return nil
+	return b.nsp.adapter.SocketsJoin(context.Background(), b.options(), rooms)
 }
 
 // SocketsLeave makes the selected sockets leave rooms.
 func (b Broadcast) SocketsLeave(rooms ...string) error {
-	for _, s := range b.sockets() {
-		s.Leave(rooms...)
-	}
-	return nil
+	return b.nsp.adapter.SocketsLeave(context.Background(), b.options(), rooms)
 }
 
 // DisconnectSockets disconnects the selected sockets, and closes their
 // connections if closeConn is set.
 func (b Broadcast) DisconnectSockets(closeConn bool) error {
-	for _, s := range b.sockets() {
-		s.Disconnect(closeConn)
-	}
-	return nil
+	return b.nsp.adapter.DisconnectSockets(context.Background(), b.options(), closeConn)
 }
 
 // errNoNamespace guards against a zero Broadcast.
 var errNoNamespace = errors.New("rally: Broadcast has no namespace; get one from a Hub, Namespace or Socket")
-
-// sockets returns the selected connected sockets.
-func (b Broadcast) sockets() []*Socket {
-	var out []*Socket
-	b.each(func(s *Socket) { out = append(out, s) })
-	return out
-}
-
-// each calls fn for every selected connected socket, once each, while the
-// namespace is read-locked: fn must not join, leave or disconnect.
-func (b Broadcast) each(fn func(*Socket)) {
-	if b.nsp == nil {
-		panic(errNoNamespace)
-	}
-	n := b.nsp
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-
-	var except map[*Socket]struct{}
-	if len(b.except) > 0 {
-		except = make(map[*Socket]struct{})
-		for _, room := range b.except {
-			for s := range n.rooms[room] {
-				except[s] = struct{}{}
-			}
-		}
-	}
-	visit := func(s *Socket) {
-		if _, skip := except[s]; !skip && s.isConnected() {
-			fn(s)
-		}
-	}
-	switch len(b.rooms) {
-	case 0:
-		for _, s := range n.sockets {
-			visit(s)
-		}
-	case 1:
-		for s := range n.rooms[b.rooms[0]] {
-			visit(s)
-		}
-	default:
-		seen := make(map[*Socket]struct{})
-		for _, room := range b.rooms {
-			for s := range n.rooms[room] {
-				if _, dup := seen[s]; !dup {
-					seen[s] = struct{}{}
-					visit(s)
-				}
-			}
-		}
-	}
-}

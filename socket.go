@@ -70,7 +70,7 @@ type Socket struct {
 
 	mu       sync.Mutex
 	handlers map[string]*callback.Func
-	acks     map[int64]chan Reply
+	acks     map[int64]func(Reply)
 	data     any
 
 	qmu     sync.Mutex
@@ -228,7 +228,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Re
 		return Reply{}, err
 	}
 	ch := make(chan Reply, 1)
-	if !s.addAck(id, ch) {
+	if !s.addAck(id, func(r Reply) { ch <- r }) {
 		return Reply{}, ErrDisconnected
 	}
 	defer s.removeAck(id)
@@ -245,16 +245,18 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Re
 	}
 }
 
-func (s *Socket) addAck(id int64, ch chan Reply) bool {
+// addAck registers the function that receives the ack with the given id;
+// it is called at most once.
+func (s *Socket) addAck(id int64, fn func(Reply)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if socketState(s.state.Load()) == stateClosed {
 		return false
 	}
 	if s.acks == nil {
-		s.acks = make(map[int64]chan Reply)
+		s.acks = make(map[int64]func(Reply))
 	}
-	s.acks[id] = ch
+	s.acks[id] = fn
 	return true
 }
 
@@ -268,14 +270,14 @@ func (s *Socket) removeAck(id int64) {
 // repeated ids are ignored.
 func (s *Socket) resolveAck(p *parser.Packet) {
 	s.mu.Lock()
-	ch := s.acks[p.ID]
+	fn := s.acks[p.ID]
 	delete(s.acks, p.ID)
 	s.mu.Unlock()
-	if ch == nil {
+	if fn == nil {
 		return
 	}
 	args, _ := parser.SplitArray(p.Data)
-	ch <- Reply{args: args, attachments: p.Attachments}
+	fn(Reply{args: args, attachments: p.Attachments})
 }
 
 // Join adds the socket to rooms. A disconnected socket joins nothing.
