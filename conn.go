@@ -189,5 +189,5 @@ func (c *conn) disconnectAll() {
 // packet, then the session is closed after what is queued is written.
 func (c *conn) shutdown() {
 	c.closeSockets(ReasonServerShuttingDown)
-	c.sess.Close()
+	c.sess.Shutdown()
 }

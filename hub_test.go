@@ -625,3 +625,45 @@ func TestHandshakeDetails(t *testing.T) {
 		t.Fatalf("handshake %+v", h)
 	}
 }
+
+func TestShutdownDoesNotWaitForIdlePolls(t *testing.T) {
+	hub := rally.NewHub(nil)
+	srv := sockettest.NewServer(t, hub)
+	// A handshake and nothing else: no poll will come to collect anything.
+	res, err := http.Get(srv.URL + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := hub.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestContextLivesThroughOnDisconnect(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			hub := rally.NewHub(nil)
+			errs := make(chan error, 1)
+			ctxs := make(chan context.Context, 1)
+			hub.OnDisconnect(func(s *rally.Socket, reason string) {
+				errs <- s.Context().Err()
+				ctxs <- s.Context()
+			})
+			srv := sockettest.NewServer(t, hub)
+			c := srv.Dial(t, "/", mode.opts)
+			c.Close()
+			if err := <-errs; err != nil {
+				t.Fatalf("context in OnDisconnect: %v", err)
+			}
+			select {
+			case <-(<-ctxs).Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("context not canceled after OnDisconnect")
+			}
+		})
+	}
+}

@@ -115,7 +115,9 @@ func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		addr = host
 	}
-	ctx, cancel := context.WithCancel(c.sess.Context())
+	// The socket's context outlives the connection until its OnDisconnect
+	// handlers have run; it keeps the request's values.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(c.sess.Context()))
 	s := &Socket{
 		id:   engineio.NewID(),
 		nsp:  n,

@@ -241,16 +241,18 @@ func (e *engine) pollLoop() {
 		e.mu.Unlock()
 
 		body, err := e.poll(e.ctx, u)
+		ok := err == nil && e.handlePayload(body)
 
+		// The poll ends once its packets are handled: an upgrade waiting
+		// for it must not let websocket messages overtake them.
 		e.mu.Lock()
 		e.polling = false
 		e.cond.Broadcast()
 		e.mu.Unlock()
 		if err != nil {
 			e.abort(ReasonTransportError)
-			return
 		}
-		if !e.handlePayload(body) {
+		if !ok {
 			return
 		}
 	}

@@ -248,7 +248,11 @@ func (s *Session) receive(p Packet) {
 
 // Close closes the session gracefully: what is queued is written first, then
 // the transport is closed. The handler's OnClose gets "forced close".
-func (s *Session) Close() {
+func (s *Session) Close() { s.closeWithin(30 * time.Second) }
+
+// closeWithin closes the session gracefully; a polling session that is not
+// polled within grace is dropped.
+func (s *Session) closeWithin(grace time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != stateOpen {
@@ -272,8 +276,13 @@ func (s *Session) Close() {
 		s.wakeLocked()
 	}
 	// A client that stopped polling never collects the close packet.
-	s.closeTimer = time.AfterFunc(30*time.Second, func() { s.Abort(ReasonForcedClose) })
+	s.closeTimer = time.AfterFunc(grace, func() { s.Abort(ReasonForcedClose) })
 }
+
+// Shutdown closes the session for a server shutdown: like Close, except
+// that a polling client gets one second, not thirty, to collect the close
+// packet: an active client polls again within milliseconds.
+func (s *Session) Shutdown() { s.closeWithin(time.Second) }
 
 // Abort closes the session at once with the given reason, discarding what is
 // queued. A pending poll is answered with a close packet.

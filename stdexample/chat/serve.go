@@ -1,0 +1,110 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/rallyhq/rally"
+)
+
+// ParseFlags reads the apps' command line into a Config, with a text
+// logger on stderr:
+//
+//	-addr           listen address (":3000")
+//	-token          the members' token ("demo"); "" makes everyone a guest
+//	-require-token  refuse guests
+//	-web            directory of the page's package.json (DefaultWebDir)
+func ParseFlags() Config {
+	cfg := Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	flag.StringVar(&cfg.Addr, "addr", ":3000", "listen address")
+	flag.StringVar(&cfg.Token, "token", "demo", `the members' token; "" makes everyone a guest`)
+	flag.BoolVar(&cfg.RequireToken, "require-token", false, "refuse clients without a valid token")
+	flag.StringVar(&cfg.WebDir, "web", DefaultWebDir(), "directory of the page's package.json, where npm installs socket.io-client")
+	flag.Parse()
+	return cfg
+}
+
+// ShutdownTimeout bounds a graceful shutdown.
+const ShutdownTimeout = 5 * time.Second
+
+// ListenAndServe serves handler, which routes Socket.IO requests to hub,
+// on cfg.Addr until ctx ends, then shuts down gracefully. See Serve.
+func ListenAndServe(ctx context.Context, cfg Config, handler http.Handler, hub *rally.Hub) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		hub.Close()
+		return err
+	}
+	page := "http://" + ln.Addr().String() + "/"
+	if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+		page = "http://localhost:" + port + "/"
+	}
+	if cfg.Token != "" {
+		page += "?token=" + cfg.Token
+	}
+	logger(cfg).Info("chat: listening", "addr", ln.Addr().String(), "page", page)
+	return Serve(ctx, ln, handler, hub, logger(cfg))
+}
+
+// Serve serves handler on ln until ctx ends — the apps end it on SIGINT
+// or SIGTERM — then shuts down gracefully:
+//
+//  1. hub.Shutdown refuses new Socket.IO connections, disconnects every
+//     socket (clients see "transport close" and reconnect by themselves,
+//     to this server when it is back), answers the pending long-polls and
+//     closes the websockets once what is queued for them is written;
+//  2. http.Server.Shutdown then stops accepting and waits for the
+//     requests in flight. It comes second because it neither answers
+//     long-polls (it would wait up to a ping interval for each) nor
+//     tracks websockets (hijacked connections).
+//
+// Both share ShutdownTimeout. Serve returns nil after a clean shutdown,
+// and shuts the hub down in every case.
+func Serve(ctx context.Context, ln net.Listener, handler http.Handler, hub *rally.Hub, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	srv := &http.Server{
+		Handler: handler,
+		// No WriteTimeout: a long-poll lasts up to the ping interval
+		// (25s), a websocket as long as the client stays.
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		hub.Close()
+		return err // could not serve
+	case <-ctx.Done():
+	}
+
+	log.Info("chat: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	hubErr := hub.Shutdown(sctx)
+	srvErr := srv.Shutdown(sctx)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		srvErr = errors.Join(srvErr, err)
+	}
+	if err := errors.Join(hubErr, srvErr); err != nil {
+		return err
+	}
+	log.Info("chat: stopped")
+	return nil
+}
+
+func logger(cfg Config) *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
+	}
+	return slog.Default()
+}
