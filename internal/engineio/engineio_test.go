@@ -618,3 +618,28 @@ func TestPollCompression(t *testing.T) {
 		})
 	}
 }
+
+// A session closed gracefully while a client is upgrading still delivers
+// what was queued, on the websocket, then closes it.
+func TestCloseDuringUpgrade(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	sid := ts.handshake(t)
+	c := dial(t, ts, "EIO=4&transport=websocket&sid="+sid)
+	write(t, c, websocket.MessageText, "2probe")
+	if _, got := read(t, c); got != "3probe" {
+		t.Fatalf("probe answer %q", got)
+	}
+	e := ts.session(t, 0)
+	e.s.Send(TextFrame(Message, "bye"))
+	e.s.Close()
+	write(t, c, websocket.MessageText, "5")
+	if _, got := read(t, c); got != "4bye" {
+		t.Fatalf("got %q", got)
+	}
+	if _, _, err := c.Read(context.Background()); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("close: %v", err)
+	}
+	if r := e.wait(t); r != ReasonForcedClose {
+		t.Fatalf("reason %q", r)
+	}
+}

@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"context"
+	"slices"
 	"errors"
 	"io"
 	"net"
@@ -134,9 +135,13 @@ func (s *Session) endUpgrade(conn *websocket.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.upgrading = false
-	if conn == nil || s.state != stateOpen {
+	if conn == nil || s.state == stateClosed {
 		return false
 	}
+	// A session closing gracefully still upgrades: the client paused
+	// polling and expects what is queued on the websocket, which the
+	// writer then closes. The polling close packet is not needed there.
+	s.queue = slices.DeleteFunc(s.queue, isClose)
 	s.transport = TransportWebSocket
 	s.ws = conn
 	if s.poll.get != nil {
@@ -147,7 +152,7 @@ func (s *Session) endUpgrade(conn *websocket.Conn) bool {
 		default:
 		}
 	}
-	if len(s.queue) > 0 {
+	if len(s.queue) > 0 || s.state == stateClosing {
 		s.wakeLocked()
 	}
 	return true
