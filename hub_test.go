@@ -526,12 +526,18 @@ func TestVolatile(t *testing.T) {
 	srv := sockettest.NewServer(t, hub)
 	m := join(t, srv, "/", &client.Options{Transports: []string{client.TransportWebSocket}})
 	// Of a burst of volatile emits some may be dropped, never reordered or
-	// duplicated; a normal emit right after is always delivered.
-	for i := range 100 {
-		hub.All().Volatile().Emit("tick", i)
+	// duplicated; a normal emit after them is always delivered. A burst on
+	// an idle connection gets its first event through, so some burst
+	// delivers something.
+	next := 0
+	for round := 0; round < 50 && m.events.Count("tick") == 0; round++ {
+		for range 20 {
+			hub.All().Volatile().Emit("tick", next)
+			next++
+		}
+		hub.Emit("marker")
+		m.events.Wait(t, "marker")
 	}
-	hub.Emit("marker")
-	m.events.Wait(t, "marker")
 	last := -1
 	for _, e := range m.events.Events() {
 		if e.Name != "tick" {
@@ -545,7 +551,7 @@ func TestVolatile(t *testing.T) {
 		last = i
 	}
 	if last < 0 {
-		t.Fatal("no volatile event delivered at all")
+		t.Fatal("no volatile event delivered in 50 bursts")
 	}
 }
 

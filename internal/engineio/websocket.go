@@ -2,11 +2,11 @@ package engineio
 
 import (
 	"context"
-	"slices"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/coder/websocket"
