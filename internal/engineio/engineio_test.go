@@ -643,3 +643,15 @@ func TestCloseDuringUpgrade(t *testing.T) {
 		t.Fatalf("reason %q", r)
 	}
 }
+
+func TestSessionCookie(t *testing.T) {
+	ts := newTestServer(t, Options{Cookie: &http.Cookie{Name: "io", Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}})
+	_, body, h := ts.do(t, "GET", "EIO=4&transport=polling", "")
+	sid := parseOpen(t, body).Sid
+	if got, want := h.Get("Set-Cookie"), "io="+sid+"; Path=/; HttpOnly; SameSite=Lax"; got != want {
+		t.Fatalf("Set-Cookie %q, want %q", got, want)
+	}
+	if _, _, h := ts.do(t, "POST", "EIO=4&transport=polling&sid="+sid, "4x"); h.Get("Set-Cookie") != "" {
+		t.Fatalf("only the handshake sets the cookie, a POST set %q", h.Get("Set-Cookie"))
+	}
+}
