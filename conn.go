@@ -186,8 +186,13 @@ func (c *conn) disconnectAll() {
 }
 
 // shutdown disconnects every socket for a hub shutdown: no DISCONNECT
-// packet, then the session is closed after what is queued is written.
-func (c *conn) shutdown() {
+// packet, then the session is closed, after what is queued is written if
+// graceful.
+func (c *conn) shutdown(graceful bool) {
 	c.closeSockets(ReasonServerShuttingDown)
-	c.sess.Shutdown()
+	if graceful {
+		c.sess.Shutdown()
+	} else {
+		c.sess.Abort(ReasonServerShuttingDown)
+	}
 }

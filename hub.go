@@ -50,6 +50,12 @@ type Options struct {
 	// client may send, in bytes (1e6). Larger websocket messages close the
 	// connection (status 1009); larger POST bodies get 413.
 	MaxHTTPBufferSize int64
+	// MaxQueuedBytes bounds what may wait to be written to one client
+	// (4 MiB). A client that falls further behind, such as one that stopped
+	// reading, is disconnected with ReasonQueueFull rather than let its
+	// queue grow: memory stays bounded and other clients are not slowed.
+	// Volatile emits are dropped instead of queued. Negative means no limit.
+	MaxQueuedBytes int64
 
 	// Transports lists the enabled transports, TransportPolling and
 	// TransportWebSocket; nil enables both.
@@ -180,6 +186,7 @@ func NewHub(opts *Options) *Hub {
 		PingTimeout:      h.opts.PingTimeout,
 		UpgradeTimeout:   h.opts.UpgradeTimeout,
 		MaxPayload:       h.opts.MaxHTTPBufferSize,
+		MaxQueuedBytes:   h.opts.MaxQueuedBytes,
 		Transports:       h.opts.Transports,
 		DisableUpgrades:  h.opts.DisableUpgrades,
 		Cookie:           h.opts.Cookie,
@@ -312,8 +319,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			close(h.drained)
 		}
 		h.mu.Unlock()
+		graceful := ctx.Err() == nil
 		for _, c := range conns {
-			c.shutdown()
+			c.shutdown(graceful)
 		}
 	}
 	var err error

@@ -40,6 +40,10 @@ const (
 	ReasonForcedServerClose = "forced server close"
 	// The hub shut down.
 	ReasonServerShuttingDown = "server shutting down"
+	// The client did not read what was sent to it fast enough and its
+	// queue reached Options.MaxQueuedBytes. The official server has no
+	// such limit.
+	ReasonQueueFull = engineio.ReasonQueueFull
 )
 
 // ErrDisconnected is returned when emitting to, or waiting for an

@@ -17,7 +17,9 @@ package sockettest
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,7 +159,7 @@ func (r *Recorder) Wait(t testing.TB, event string) rally.Reply {
 		select {
 		case <-signal:
 		case <-deadline.C:
-			t.Fatalf("sockettest: no %q event within %v (received: %v)", event, Timeout, r.names())
+			t.Fatalf("sockettest: no %q event within %v (received: %s)", event, Timeout, r.summary())
 			return rally.Reply{}
 		}
 	}
@@ -172,12 +174,21 @@ func (r *Recorder) Expect(t testing.TB, event string, dst ...any) {
 	}
 }
 
-func (r *Recorder) names() []string {
+// summary counts the events received by name, for failure messages.
+func (r *Recorder) summary() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	names := make([]string, len(r.events))
-	for i, e := range r.events {
-		names[i] = e.Name
+	counts := make(map[string]int)
+	var order []string
+	for _, e := range r.events {
+		if counts[e.Name] == 0 {
+			order = append(order, e.Name)
+		}
+		counts[e.Name]++
 	}
-	return names
+	parts := make([]string, len(order))
+	for i, name := range order {
+		parts[i] = fmt.Sprintf("%q×%d", name, counts[name])
+	}
+	return strings.Join(parts, ", ")
 }

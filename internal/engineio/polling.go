@@ -85,7 +85,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	if s.transport != TransportPolling {
 		frames = []Frame{noopFrame}
 	} else {
-		frames, s.queue = s.queue, nil
+		frames, s.queue, s.queuedBytes = s.queue, nil, 0
 	}
 	closed := false
 	if s.state == stateClosing {

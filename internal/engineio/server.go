@@ -26,6 +26,11 @@ type Options struct {
 	UpgradeTimeout time.Duration // default 10s
 	MaxPayload     int64         // bytes, default 1e6
 
+	// MaxQueuedBytes bounds what may wait to be written to one client; a
+	// client that falls further behind is disconnected (ReasonQueueFull).
+	// Zero means 4 MiB; negative means no limit.
+	MaxQueuedBytes int64
+
 	// Transports lists the enabled transports; nil enables both.
 	Transports []string
 	// DisableUpgrades keeps polling sessions on polling.
@@ -71,6 +76,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = 1e6
+	}
+	if o.MaxQueuedBytes == 0 {
+		o.MaxQueuedBytes = 4 << 20
 	}
 	if o.Transports == nil {
 		o.Transports = []string{TransportPolling, TransportWebSocket}

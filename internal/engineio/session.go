@@ -18,6 +18,10 @@ const (
 	ReasonPingTimeout    = "ping timeout"
 	ReasonParseError     = "parse error"
 	ReasonForcedClose    = "forced close"
+	// ReasonQueueFull: the client did not take what was sent to it fast
+	// enough (see Options.MaxQueuedBytes). The official server has no
+	// such limit.
+	ReasonQueueFull = "write queue full"
 )
 
 // ErrSessionClosed is returned when sending on a closed or closing session.
@@ -56,6 +60,7 @@ type Session struct {
 	closingReason string
 	transport     string
 	queue         []Frame
+	queuedBytes   int64   // size of what Send queued since the queue was last taken
 	spare         []Frame // reused backing array for queue
 	ws            *websocket.Conn
 	writing       bool // a websocket writer goroutine runs
@@ -120,16 +125,44 @@ func (s *Session) openPacket(upgrades []string) Frame {
 	return Frame{Data: b}
 }
 
+// ErrQueueFull is returned by Send when the client is too slow to take
+// what is sent to it: the session is closed with ReasonQueueFull.
+var ErrQueueFull = errors.New("engine.io: write queue full")
+
+// frameOverhead is what a queued frame costs besides its data.
+const frameOverhead = 40
+
 // Send queues frames to be written in order, together: no other frame is
-// put between them except a ping.
+// put between them except a ping. When what waits to be written would
+// exceed Options.MaxQueuedBytes, the session is closed instead.
 func (s *Session) Send(frames ...Frame) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.state != stateOpen {
+		s.mu.Unlock()
 		return ErrSessionClosed
 	}
+	var size int64
+	for _, f := range frames {
+		size += int64(len(f.Data)) + frameOverhead
+	}
+	if limit := s.srv.opts.MaxQueuedBytes; limit > 0 && s.queuedBytes+size > limit {
+		// Closing takes the locks of the layers above, which the caller
+		// may hold (a broadcast in progress): close from a goroutine, and
+		// refuse further frames meanwhile.
+		s.state = stateClosing
+		s.closingReason = ReasonQueueFull
+		s.srv.wg.Add(1)
+		go func() {
+			defer s.srv.wg.Done()
+			s.Abort(ReasonQueueFull)
+		}()
+		s.mu.Unlock()
+		return ErrQueueFull
+	}
+	s.queuedBytes += size
 	s.queue = append(s.queue, frames...)
 	s.wakeLocked()
+	s.mu.Unlock()
 	return nil
 }
 
@@ -177,6 +210,7 @@ func (s *Session) takeQueueLocked() []Frame {
 	frames := s.queue
 	clear(s.spare)
 	s.queue, s.spare = s.spare[:0], frames
+	s.queuedBytes = 0
 	return frames
 }
 
@@ -296,7 +330,7 @@ func (s *Session) Abort(reason string) {
 		reason = s.closingReason
 	}
 	s.state = stateClosed
-	s.queue = nil
+	s.queue, s.queuedBytes = nil, 0
 	if s.heartbeat != nil {
 		s.heartbeat.Stop()
 	}
