@@ -189,7 +189,7 @@ func (m *Manager) Close() {
 		s.disconnect(true, ReasonClientDisconnect)
 	}
 	if eng != nil {
-		eng.close(2 * time.Second)
+		eng.close(closeTimeout)
 	}
 }
 
@@ -297,11 +297,15 @@ func (m *Manager) release(s *Socket, wait bool) {
 	switch {
 	case !last || eng == nil:
 	case wait:
-		eng.close(2 * time.Second)
+		eng.close(closeTimeout)
 	default:
-		go eng.close(2 * time.Second)
+		go eng.close(closeTimeout)
 	}
 }
+
+// closeTimeout bounds how long closing waits for what is queued, the
+// goodbye included, to be written.
+const closeTimeout = 10 * time.Second
 
 // errNotConnected is returned when emitting on a socket that is not
 // connected.

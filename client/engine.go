@@ -348,14 +348,23 @@ func (e *engine) upgrade() {
 		return
 	}
 
-	// Pause polling: wait for the GET and POST in flight to end.
+	// Pause polling: wait for the GET and POST in flight to end. A close
+	// requested meanwhile abandons the upgrade and says goodbye on polling.
 	e.mu.Lock()
+	if e.closing || e.closed {
+		e.mu.Unlock()
+		conn.CloseNow()
+		return
+	}
 	e.paused = true
-	for (e.polling || e.writing) && !e.closed {
+	for (e.polling || e.writing) && !e.closed && !e.closing {
 		e.cond.Wait()
 	}
-	if e.closed {
+	if e.closed || e.closing {
+		e.paused = false
+		e.cond.Broadcast()
 		e.mu.Unlock()
+		e.wakeWriter()
 		conn.CloseNow()
 		return
 	}
@@ -470,6 +479,11 @@ func (e *engine) close(timeout time.Duration) {
 		return
 	}
 	e.closing = true
+	e.cond.Broadcast()
+	// An upgrade in progress either completes or is abandoned first.
+	for e.paused && !e.closed {
+		e.cond.Wait()
+	}
 	if e.transport == TransportPolling {
 		e.queue = append(e.queue, engineio.TextFrame(engineio.Close, ""))
 	}
