@@ -201,6 +201,9 @@ func (a *LocalAdapter) HasRoom(room string) bool {
 // another server, and returns its results. An event without a handler
 // returns ErrNoHandler.
 func (a *LocalAdapter) ServerEvent(p Packet) ([]any, error) {
+	if err := parser.ValidateEvent(p.Data, len(p.Attachments)); err != nil {
+		return nil, fmt.Errorf("rally: server event: %w", err)
+	}
 	elems, err := parser.SplitArray(p.Data)
 	if err != nil || len(elems) == 0 {
 		return nil, fmt.Errorf("rally: server event: invalid payload")

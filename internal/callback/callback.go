@@ -143,6 +143,12 @@ func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 // ignored unless the function is variadic. A decoding failure is an
 // *ArgError and the function is not called; a panic is a *PanicError.
 func (f *Func) Call(fixed []reflect.Value, args []json.RawMessage, attachments [][]byte) (results []any, err error) {
+	// Decoding runs user code too (UnmarshalJSON methods): recover from it.
+	defer func() {
+		if p := recover(); p != nil {
+			results, err = nil, &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
 	in := make([]reflect.Value, 0, f.fixed+len(f.params)+1)
 	in = append(in, fixed...)
 	for i, t := range f.params {
@@ -169,11 +175,6 @@ func (f *Func) Call(fixed []reflect.Value, args []json.RawMessage, attachments [
 		in = append(in, s)
 	}
 
-	defer func() {
-		if p := recover(); p != nil {
-			results, err = nil, &PanicError{Value: p, Stack: debug.Stack()}
-		}
-	}()
 	var out []reflect.Value
 	if f.variadic != nil {
 		out = f.fn.CallSlice(in)

@@ -112,7 +112,8 @@ func skipValue(data []byte, i int) int {
 	}
 }
 
-// skipString returns the index just after the JSON string starting at i.
+// skipString returns the index just after the JSON string starting at i,
+// or len(data) when the string is not terminated.
 func skipString(data []byte, i int) int {
 	i++
 	for i < len(data) {
@@ -125,5 +126,5 @@ func skipString(data []byte, i int) int {
 		}
 		i++
 	}
-	return i
+	return len(data) // not i: a final backslash steps past the end
 }

@@ -6,6 +6,7 @@ import (
 	"encoding"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -290,13 +291,16 @@ func (s *substitution) walk(v reflect.Value) reflect.Value {
 // checkPlaceholders verifies that every placeholder in data refers to one of
 // n attachments.
 func checkPlaceholders(data json.RawMessage, n int) error {
+	// Numbers stay json.Number: one beyond float64 range is valid JSON.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
 	var tree any
-	if err := json.Unmarshal(data, &tree); err != nil {
+	if err := dec.Decode(&tree); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidPayload, err)
 	}
 	var bad bool
 	visitPlaceholders(tree, func(num float64, ok bool) any {
-		if !ok || num < 0 || num >= float64(n) || num != float64(int(num)) {
+		if _, ok := attachmentIndex(num, ok, n); !ok {
 			bad = true
 		}
 		return nil
@@ -305,6 +309,15 @@ func checkPlaceholders(data json.RawMessage, n int) error {
 		return ErrIllegalAttach
 	}
 	return nil
+}
+
+// attachmentIndex returns the index of the attachment that a placeholder
+// refers to, and false unless num (numeric when isNum) is one of 0..n-1.
+func attachmentIndex(num float64, isNum bool, n int) (int, bool) {
+	if !isNum || num < 0 || num >= float64(n) || num != float64(int(num)) {
+		return 0, false
+	}
+	return int(num), true
 }
 
 // visitPlaceholders walks a decoded JSON tree and replaces each placeholder
@@ -336,9 +349,10 @@ func visitPlaceholders(tree any, fn func(num float64, ok bool) any) any {
 
 // Unmarshal decodes one JSON argument into dst, a non-nil pointer, putting
 // attachments where placeholders are: into []byte values, and as []byte into
-// interface values. Without attachments it is json.Unmarshal.
+// interface values. Without attachments, or when dst cannot hold binary
+// data, it is json.Unmarshal.
 func Unmarshal(raw json.RawMessage, attachments [][]byte, dst any) error {
-	if len(attachments) == 0 {
+	if t := reflect.TypeOf(dst); len(attachments) == 0 || t == nil || !mayHoldBinary(t) {
 		return json.Unmarshal(raw, dst)
 	}
 	switch d := dst.(type) {
@@ -360,34 +374,106 @@ func Unmarshal(raw json.RawMessage, attachments [][]byte, dst any) error {
 		}
 	}
 
+	if !json.Valid(raw) {
+		return json.Unmarshal(raw, dst) // its syntax error; Decode below stops after one value
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var tree any
 	if err := dec.Decode(&tree); err != nil {
 		return err
 	}
-	tree = visitPlaceholders(tree, func(num float64, _ bool) any { return markerString(int(num)) })
+	tree = visitPlaceholders(tree, func(num float64, isNum bool) any {
+		if i, ok := attachmentIndex(num, isNum, len(attachments)); ok {
+			return markerString(i)
+		}
+		return nil // no such attachment
+	})
 	text, err := json.Marshal(tree)
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(text, dst); err != nil {
-		return err
-	}
+	// After a type error encoding/json has still filled what it could:
+	// resolve the markers there too.
+	err = json.Unmarshal(text, dst)
 	r := resolver{attachments: attachments}
 	r.fix(reflect.ValueOf(dst))
-	return nil
+	if scrubMarkers(reflect.ValueOf(dst)) && err == nil {
+		// A placeholder landed where no binary fits (a string field, a
+		// json.RawMessage): refuse it as encoding/json refuses a type
+		// mismatch, rather than hand over the marker.
+		err = errBinaryMismatch
+	}
+	return err
+}
+
+var errBinaryMismatch = errors.New("binary data where a string or raw JSON was expected")
+
+// scrubMarkers clears every marker left in v, in a string or inside raw
+// JSON, and reports whether it found one.
+func scrubMarkers(v reflect.Value) bool {
+	found := false
+	switch v.Kind() {
+	case reflect.Pointer:
+		return !v.IsNil() && scrubMarkers(v.Elem())
+	case reflect.Interface:
+		if v.IsNil() {
+			return false
+		}
+		c := reflect.New(v.Elem().Type()).Elem()
+		c.Set(v.Elem())
+		if found = scrubMarkers(c); found && v.CanSet() {
+			v.Set(c)
+		}
+	case reflect.String:
+		if _, ok := markerStringIndex(v.String()); ok {
+			found = true
+			if v.CanSet() {
+				v.SetString("")
+			}
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			if !isBinary(v.Type()) && bytes.Contains(v.Bytes(), []byte(markerSeedB64)) {
+				found = true
+				if v.CanSet() {
+					v.SetZero()
+				}
+			}
+			return found
+		}
+		fallthrough
+	case reflect.Array:
+		for i := range v.Len() {
+			found = scrubMarkers(v.Index(i)) || found
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			c := reflect.New(it.Value().Type()).Elem()
+			c.Set(it.Value())
+			if scrubMarkers(c) {
+				found = true
+				v.SetMapIndex(it.Key(), c)
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				found = scrubMarkers(v.Field(i)) || found
+			}
+		}
+	}
+	return found
 }
 
 // resolvePlaceholders replaces the placeholders of a decoded JSON tree by
 // their attachments.
 func resolvePlaceholders(tree any, attachments [][]byte) any {
-	return visitPlaceholders(tree, func(num float64, _ bool) any {
-		i := int(num)
-		if i < 0 || i >= len(attachments) {
-			return nil
+	return visitPlaceholders(tree, func(num float64, isNum bool) any {
+		if i, ok := attachmentIndex(num, isNum, len(attachments)); ok {
+			return attachments[i]
 		}
-		return attachments[i]
+		return nil
 	})
 }
 

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 )
 
 // Decoding errors. Every error returned by a Decoder wraps one of them.
@@ -221,7 +224,41 @@ func EventName(data []byte) (string, bool) {
 		}
 		return s, true
 	case c == '-' || (c >= '0' && c <= '9'):
-		return string(first), true
+		return numberName(first)
 	}
 	return "", false
+}
+
+// numberName returns the event name JavaScript gives a numeric name:
+// String(n), so 1.0, 1e2 and -0 name the events "1", "100" and "0".
+func numberName(text []byte) (string, bool) {
+	f, err := strconv.ParseFloat(string(text), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return "", false
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
+		return strconv.FormatFloat(f+0, 'f', -1, 64), true // +0 turns -0 into 0
+	}
+	abs := math.Abs(f)
+	if abs >= 1e-6 && abs < 1e21 {
+		return strconv.FormatFloat(f, 'f', -1, 64), true
+	}
+	// JavaScript's exponent form: 1e+21, 1.5e-7.
+	s := strconv.FormatFloat(f, 'e', -1, 64)
+	mant, exp, _ := strings.Cut(s, "e")
+	sign, digits := exp[:1], strings.TrimLeft(exp[1:], "0")
+	return mant + "e" + sign + digits, true
+}
+
+// ValidateEvent checks an EVENT payload that did not come from a client
+// (another server's): a JSON array led by a usable event name, whose
+// placeholders all refer to one of n attachments.
+func ValidateEvent(data json.RawMessage, n int) error {
+	if !json.Valid(data) || jsonKind(data) != '[' || !validEventName(data) {
+		return ErrInvalidPayload
+	}
+	if n > 0 {
+		return checkPlaceholders(data, n)
+	}
+	return nil
 }

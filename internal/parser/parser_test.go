@@ -392,3 +392,52 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: got %+v, want %+v", out, in)
 	}
 }
+
+func TestNumericEventNames(t *testing.T) {
+	for in, want := range map[string]string{
+		`[1]`: "1", `[1.0]`: "1", `[1e2]`: "100", `[-0]`: "0", `[-2.5]`: "-2.5", `[0.000001]`: "0.000001",
+		`[1e21]`: "1e+21", `[1.5e-7]`: "1.5e-7", `[123456789012345678]`: "123456789012345680",
+	} {
+		if got, ok := EventName([]byte(in)); !ok || got != want {
+			t.Errorf("EventName(%s) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}
+
+func TestValidateEvent(t *testing.T) {
+	for _, tt := range []struct {
+		data string
+		n    int
+		ok   bool
+	}{
+		{`["a",1]`, 0, true},
+		{`["a",{"_placeholder":true,"num":0}]`, 1, true},
+		{`["a",{"_placeholder":true,"num":1}]`, 1, false},
+		{`["connect"]`, 0, false},
+		{`{"a":1}`, 0, false},
+		{`["a"`, 0, false},
+	} {
+		if err := ValidateEvent(json.RawMessage(tt.data), tt.n); (err == nil) != tt.ok {
+			t.Errorf("ValidateEvent(%s, %d) = %v", tt.data, tt.n, err)
+		}
+	}
+}
+
+func TestBinaryWhereStringExpected(t *testing.T) {
+	atts := [][]byte{{1}}
+	var v struct {
+		S string
+		B []byte
+		R json.RawMessage
+	}
+	if err := Unmarshal([]byte(`{"S":{"_placeholder":true,"num":0}}`), atts, &v); err == nil || strings.Contains(v.S, markerSeedB64) {
+		t.Fatalf("string field: %q %v", v.S, err)
+	}
+	v.S = ""
+	if err := Unmarshal([]byte(`{"R":{"_placeholder":true,"num":0}}`), atts, &v); err == nil {
+		t.Fatalf("raw field accepted a placeholder: %s", v.R)
+	}
+	if err := Unmarshal([]byte(`{"S":"x","B":{"_placeholder":true,"num":0}}`), atts, &v); err != nil || v.S != "x" || v.B[0] != 1 {
+		t.Fatalf("valid input refused: %+v %v", v, err)
+	}
+}
