@@ -229,6 +229,9 @@ func NewPacket(event string, args ...any) (Packet, error) {
 	if parser.IsReserved(event) {
 		return Packet{}, fmt.Errorf("rally: %q is a reserved event name", event)
 	}
+	if len(event) > parser.MaxEventLen {
+		return Packet{}, fmt.Errorf("rally: event name of %d bytes, at most %d", len(event), parser.MaxEventLen)
+	}
 	data, atts, err := parser.MarshalEvent(event, args)
 	if err != nil {
 		return Packet{}, fmt.Errorf("rally: emitting %q: %w", event, err)

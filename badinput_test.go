@@ -104,11 +104,24 @@ func TestBadInput(t *testing.T) {
 		{"ping from the client", true, []string{"2"}, rally.ReasonTransportError},
 		{"oversized message", true, []string{"4" + strings.Repeat("x", 2000)}, rally.ReasonTransportError},
 		{"event before CONNECT", false, []string{`42["x"]`}, ""},
+		{"empty Socket.IO packet", true, []string{"4"}, rally.ReasonForcedClose},
+		{"ack without id", true, []string{`43["x"]`}, rally.ReasonForcedClose},
+		{"ack id beyond 2^53", true, []string{`4299999999999999999["x"]`}, rally.ReasonForcedClose},
+		{"namespace name too long", true, []string{"40/" + strings.Repeat("n", 300) + ","}, rally.ReasonForcedClose},
+		{"event name too long", true, []string{`42["` + strings.Repeat("e", 1100) + `"]`}, rally.ReasonForcedClose},
+		{"DISCONNECT for a namespace not joined", true, []string{"41/admin,"}, rally.ReasonForcedServerClose},
+		{"ACK for a namespace not joined", true, []string{"43/admin,1[]"}, rally.ReasonForcedServerClose},
+		{"close packet", true, []string{"1"}, rally.ReasonTransportClose},
+		{"noop from the client", true, []string{"6"}, "stays"},
+		{"upgrade packet outside an upgrade", true, []string{"5"}, "stays"},
+		{"unsolicited pong", true, []string{"3"}, "stays"},
+		{"ack with an unknown id", true, []string{"43999[]"}, "stays"},
+		{"open packet from the client", true, []string{"0{}"}, "stays"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reasons := make(chan string, 1)
-			hub := rally.NewHub(&rally.Options{MaxHTTPBufferSize: 1000, OnError: func(*rally.Socket, error) {}})
+			hub := rally.NewHub(&rally.Options{MaxHTTPBufferSize: 1500, OnError: func(*rally.Socket, error) {}})
 			hub.Of("/admin")
 			hub.On("ping", func(s *rally.Socket) string { return "pong" })
 			hub.OnConnect(func(s *rally.Socket) {
@@ -137,6 +150,21 @@ func TestBadInput(t *testing.T) {
 				} else {
 					raw.text(msg)
 				}
+			}
+			if tt.reason == "stays" {
+				// Ignored: the connection still answers.
+				raw.text(`421["ping"]`)
+				for {
+					got := raw.read()
+					if got == "2" {
+						continue
+					}
+					if got != `431["pong"]` {
+						t.Fatalf("got %q, want the ping answered", got)
+					}
+					break
+				}
+				return
 			}
 			raw.closed()
 			if tt.reason != "" {
@@ -270,6 +298,10 @@ func TestPollingBadInput(t *testing.T) {
 		{"bad base64", "POST", (*rawPoll).q, "b!!!", 400, "", false},
 		{"bad packet among good ones", "POST", (*rawPoll).q, `42["x"]` + "\x1ex\x1e" + `42["x"]`, 400, "", false},
 		{"bad Socket.IO packet", "POST", (*rawPoll).q, "42{}", 200, "ok", false},
+		{"trailing separator", "POST", (*rawPoll).q, `42["x"]` + "\x1e", 400, "", false},
+		{"close packet", "POST", (*rawPoll).q, "1", 200, "ok", false},
+		{"ping from the client", "POST", (*rawPoll).q, "2", 200, "ok", false},
+		{"handshake with a sid-less POST", "POST", func(*rawPoll) string { return "EIO=4&transport=polling" }, "", 400, `{"code":2,"message":"Bad handshake method"}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,5 +390,53 @@ func TestUpgradeOfClosedOrUpgradedSession(t *testing.T) {
 	}
 	if !c.Connected() {
 		t.Fatal("the other client was disconnected")
+	}
+}
+
+func TestPollingBadInputOverlappingAndBinary(t *testing.T) {
+	hub := rally.NewHub(nil)
+	hub.On("ping", func(s *rally.Socket) string { return "pong" })
+	srv := sockettest.NewServer(t, hub)
+	bystander := srv.Dial(t, "/", &client.Options{Transports: []string{client.TransportPolling}})
+	unknown := `{"code":1,"message":"Session ID unknown"}`
+
+	t.Run("GET while another is pending", func(t *testing.T) {
+		p := openPoll(t, srv)
+		first := make(chan string, 1)
+		go func() {
+			_, body := p.do("GET", p.q(), "")
+			first <- body
+		}()
+		time.Sleep(50 * time.Millisecond) // let the first GET wait
+		if status, body := p.do("GET", p.q(), ""); status != 400 || body != "" {
+			t.Fatalf("second GET: %d %q", status, body)
+		}
+		if body := <-first; body != "1" {
+			t.Fatalf("first GET answered %q, want the close packet", body)
+		}
+		if status, body := p.do("GET", p.q(), ""); status != 400 || body != unknown {
+			t.Fatalf("after: %d %q", status, body)
+		}
+	})
+	t.Run("binary POST body", func(t *testing.T) {
+		p := openPoll(t, srv)
+		req, _ := http.NewRequest("POST", p.url+"?"+p.q(), strings.NewReader("40"))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 400 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		if status, body := p.do("GET", p.q(), ""); status != 400 || body != unknown {
+			t.Fatalf("after: %d %q", status, body)
+		}
+	})
+	r, err := bystander.EmitWithAck(ctx5s(t), "ping")
+	var pong string
+	if err != nil || r.Decode(&pong) != nil || pong != "pong" {
+		t.Fatalf("bystander: %q %v", pong, err)
 	}
 }

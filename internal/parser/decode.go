@@ -131,6 +131,9 @@ func decodeText(s []byte) (*Packet, int, error) {
 		for i < len(s) && s[i] != ',' {
 			i++
 		}
+		if i-start > MaxNamespaceLen {
+			return nil, 0, ErrInvalidNamespace
+		}
 		p.Namespace = string(s[start:i])
 		if i < len(s) {
 			i++ // ','
@@ -206,7 +209,7 @@ func jsonKind(data []byte) byte {
 // a usable event name: a number, or a string that is not reserved.
 func validEventName(data []byte) bool {
 	name, ok := EventName(data)
-	return ok && !reservedEvents[name]
+	return ok && len(name) <= MaxEventLen && !reservedEvents[name]
 }
 
 // EventName returns the event name of an EVENT payload: its first element, a

@@ -42,6 +42,13 @@ const MaxID int64 = 1<<53 - 1
 // official parsers refuse more.
 const MaxAttachments = 10
 
+// Limits on names, far above what applications use: longer ones are
+// refused as invalid packets.
+const (
+	MaxNamespaceLen = 256  // bytes, the leading "/" included
+	MaxEventLen     = 1024 // bytes
+)
+
 // Packet is one Socket.IO packet.
 type Packet struct {
 	Type Type

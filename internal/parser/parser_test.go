@@ -119,6 +119,8 @@ func TestDecodeInvalid(t *testing.T) {
 		{`599999-["a"]`, ErrIllegalAttach},
 		{`29007199254740992["a"]`, ErrInvalidID},
 		{`01["a"]`, ErrInvalidPayload},
+		{`0/` + strings.Repeat("n", MaxNamespaceLen) + `,`, ErrInvalidNamespace},
+		{`2["` + strings.Repeat("e", MaxEventLen+1) + `"]`, ErrInvalidPayload},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
