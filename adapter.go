@@ -3,6 +3,7 @@ package rally
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -218,11 +219,16 @@ func (a *LocalAdapter) ServerEvent(p Packet) ([]any, error) {
 	}
 	results, err := f.Call(nil, elems[1:], p.Attachments)
 	if err != nil {
-		err = &EventError{Event: event, Err: err}
-		a.nsp.hub.reportError(nil, err)
+		a.nsp.hub.reportError(nil, &EventError{Event: event, Err: err})
+		if callback.IsPanic(err) {
+			err = errInternal // the panic stays in this server's logs
+		}
+		return nil, &EventError{Event: event, Err: err}
 	}
-	return results, err
+	return results, nil
 }
+
+var errInternal = errors.New("internal server error")
 
 // NewPacket encodes an event and its arguments as a Packet.
 func NewPacket(event string, args ...any) (Packet, error) {

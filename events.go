@@ -119,6 +119,10 @@ func (r Reply) Values() []any {
 	return out
 }
 
+// Attachments returns the binary values the placeholders of the raw
+// arguments refer to, in placeholder order.
+func (r Reply) Attachments() [][]byte { return r.attachments }
+
 // Raw returns the JSON text of argument i, with placeholders where binary
 // values are.
 func (r Reply) Raw(i int) json.RawMessage { return r.args[i] }

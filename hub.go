@@ -96,6 +96,9 @@ type Options struct {
 	// Adapter, when set, creates the adapter of each namespace from its
 	// LocalAdapter, to share rooms and broadcasts with other servers (see
 	// the redisadapter module). nil keeps every namespace on this server.
+	// It is called while the hub creates the namespace, under the hub's
+	// lock: it must not block (subscribe in the background) nor call the
+	// hub.
 	Adapter func(local *LocalAdapter) Adapter
 
 	// Logger receives the hub's diagnostics; nil means slog.Default().

@@ -65,6 +65,10 @@ func newNamespace(h *Hub, name string) *Namespace {
 	return n
 }
 
+// Adapter returns the namespace's adapter (its LocalAdapter unless
+// Options.Adapter says otherwise).
+func (n *Namespace) Adapter() Adapter { return n.adapter }
+
 // Name returns the namespace's name, such as "/" or "/admin".
 func (n *Namespace) Name() string { return n.name }
 

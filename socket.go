@@ -87,6 +87,9 @@ type Socket struct {
 type Handshake struct {
 	// Header holds the headers of the connection's first HTTP request.
 	Header http.Header
+	// Host is the host the first request was sent to (net/http keeps it
+	// out of Header).
+	Host string
 	// Query holds the query of the first request (EIO, transport and the
 	// client's own parameters).
 	Query url.Values
@@ -128,6 +131,7 @@ func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
 		conn: c,
 		handshake: &Handshake{
 			Header:      r.Header,
+			Host:        r.Host,
 			Query:       r.URL.Query(),
 			Auth:        auth,
 			Address:     addr,

@@ -161,8 +161,10 @@ func (s *Session) endUpgrade(conn *websocket.Conn) bool {
 // readLoop reads packets from the websocket until it fails or the session
 // ends.
 func (s *Session) readLoop(conn *websocket.Conn) {
+	// No context on reads and writes: a cancelable one costs coder/websocket
+	// a timer registration per message; Abort unblocks both with CloseNow.
 	for {
-		typ, data, err := conn.Read(s.ctx)
+		typ, data, err := conn.Read(context.Background())
 		if err != nil {
 			s.Abort(readErrorReason(err))
 			return
@@ -216,7 +218,7 @@ func (s *Session) writeLoop(conn *websocket.Conn) {
 			if f.Binary {
 				typ = websocket.MessageBinary
 			}
-			if err := conn.Write(s.ctx, typ, f.Data); err != nil {
+			if err := conn.Write(context.Background(), typ, f.Data); err != nil {
 				s.mu.Lock()
 				s.writing = false
 				s.mu.Unlock()

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+)
+
+// machine describes where and how the run happened.
+type machine struct {
+	Command   string            `json:"command"`
+	CPUs      int               `json:"nproc"`
+	CPUModel  string            `json:"cpu_model"`
+	Kernel    string            `json:"kernel"`
+	MemTotal  string            `json:"mem_total"`
+	Pinning   string            `json:"pinning"`
+	ServerCPU int               `json:"server_cpu"`
+	LoadCPU   int               `json:"load_cpu"`
+	Go        string            `json:"go"`
+	Node      string            `json:"node"`
+	Rally     string            `json:"rally"`
+	Versions  map[string]string `json:"versions"`
+	Started   string            `json:"started"`
+	Elapsed   string            `json:"elapsed"`
+	Smoke     bool              `json:"smoke"`
+	Repeat    int               `json:"repeat"`
+	LoadgenGo string            `json:"loadgen"`
+}
+
+func numCPU() int {
+	n := 0
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "processor") {
+			n++
+		}
+	}
+	if n == 0 {
+		return runtime.NumCPU()
+	}
+	return n
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for line := range bytes.Lines(b) {
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && string(bytes.TrimSpace(k)) == "model name" {
+			return string(bytes.TrimSpace(v))
+		}
+	}
+	return "unknown"
+}
+
+func memTotal() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("MemTotal:")); ok {
+			var kb int64
+			fmt.Sscan(string(v), &kb)
+			return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+		}
+	}
+	return "unknown"
+}
+
+func output(name string, args ...string) string {
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func describeMachine(o options) machine {
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	cmd := "go -C bench run ."
+	if len(os.Args) > 1 {
+		cmd += " " + strings.Join(os.Args[1:], " ")
+	}
+	rally := output("git", "-C", "..", "rev-parse", "--short", "HEAD")
+	if rally == "" {
+		rally = "unknown commit"
+	} else if dirty := output("git", "-C", "..", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench"); dirty != "" {
+		rally += " + uncommitted changes in the work tree"
+	}
+	return machine{
+		Command:  cmd,
+		CPUs:     numCPU(),
+		CPUModel: cpuModel(),
+		Kernel:   strings.TrimSpace(string(kernel)),
+		MemTotal: memTotal(),
+		Pinning: fmt.Sprintf("each server pinned to CPU %d (taskset; Go servers get GOMAXPROCS=1 from the affinity), load generator pinned to CPU %d%s",
+			o.serverCPU, o.loadCPU, niceNote(o.nice)),
+		ServerCPU: o.serverCPU,
+		LoadCPU:   o.loadCPU,
+		Go:        runtime.Version(),
+		Node:      output("node", "--version"),
+		Rally:     rally,
+		Versions:  map[string]string{},
+		Smoke:     o.smoke,
+		Repeat:    o.repeat,
+		LoadgenGo: "raw websocket + minimal Engine.IO/Socket.IO framing (bench/internal/wsclient), one goroutine per connection",
+	}
+}
+
+func niceNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", both at nice %d", n)
+}
+
+// fillVersions takes each server's version from what it reported.
+func fillVersions(m *machine, runs []Run) {
+	for _, r := range runs {
+		st, _ := r.Result["server_stats"].(map[string]any)
+		if v, _ := st["version"].(string); v != "" {
+			m.Versions[r.Server] = v
+		}
+	}
+}

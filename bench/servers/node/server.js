@@ -1,0 +1,65 @@
+// The official Node socket.io peer of the benchmark harness, with the
+// contract's handlers (see bench/README.md). Run with --expose-gc so that
+// POST /bench/gc can collect before memory is read.
+'use strict';
+const http = require('node:http');
+const { performance } = require('node:perf_hooks');
+const { Server } = require('socket.io');
+
+let addr = '127.0.0.1:3000';
+for (let i = 2; i < process.argv.length; i++) {
+  if (process.argv[i] === '-addr' || process.argv[i] === '--addr') addr = process.argv[++i];
+}
+const sep = addr.lastIndexOf(':');
+const host = addr.slice(0, sep);
+const port = Number(addr.slice(sep + 1));
+if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
+  console.error(`node: -addr must be a loopback address, got ${addr}`);
+  process.exit(2);
+}
+
+// Wall-clock microseconds, the same clock the Go servers stamp ticks with.
+const nowMicros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+const pads = new Map();
+const pad = (n) => {
+  n = n | 0;
+  if (!pads.has(n)) pads.set(n, 'x'.repeat(n));
+  return pads.get(n);
+};
+
+let clients = 0;
+const version = require('socket.io/package.json').version;
+const srv = http.createServer((req, res) => {
+  if (req.method === 'GET' && req.url.startsWith('/bench/stats')) {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({
+      server: 'node-socket.io', version, pid: process.pid, clients,
+      rss_bytes: process.memoryUsage.rss(), runtime: `node ${process.version}`,
+    }));
+    return;
+  }
+  if (req.method === 'POST' && req.url === '/bench/gc') {
+    if (global.gc) global.gc();
+    res.writeHead(204);
+    res.end();
+    return;
+  }
+  res.writeHead(404);
+  res.end();
+});
+
+const io = new Server(srv, { serveClient: false });
+io.on('connection', (socket) => {
+  clients++;
+  socket.on('disconnect', () => { clients--; });
+  socket.on('echo', (v, ack) => { if (typeof ack === 'function') ack(v); });
+  socket.on('blast', (req) => {
+    const p = pad(req && req.pad);
+    const n = (req && req.n) | 0;
+    for (let i = 0; i < n; i++) io.emit('tick', { t: nowMicros(), i, p });
+  });
+});
+
+srv.listen(port, host, () => {
+  console.error(`node-socket.io ${version} listening on ${addr} (node ${process.version})`);
+});

@@ -1,0 +1,34 @@
+// Command rally is the rally peer of the benchmark harness: a Hub with the
+// contract's handlers (see bench/README.md).
+package main
+
+import (
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/bench/internal/serverkit"
+)
+
+func main() {
+	var clients atomic.Int64
+	hub := rally.NewHub(&rally.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	hub.OnConnect(func(s *rally.Socket) { clients.Add(1) })
+	hub.OnDisconnect(func(s *rally.Socket, reason string) { clients.Add(-1) })
+	hub.On("echo", func(s *rally.Socket, m serverkit.Echo) serverkit.Echo { return m })
+	hub.On("blast", func(s *rally.Socket, b serverkit.Blast) {
+		pad := serverkit.Pad(b.Pad)
+		for i := range b.N {
+			hub.Emit("tick", serverkit.Tick{T: serverkit.NowMicros(), I: i, P: pad})
+		}
+	})
+	serverkit.Run(serverkit.Server{
+		Name:    "rally",
+		Module:  "github.com/rallyhq/rally",
+		Handler: hub,
+		Clients: clients.Load,
+	})
+}
