@@ -31,6 +31,10 @@ import (
 
 func main() {
 	cfg := chat.ParseFlags()
+	if cfg.Redis != "" {
+		_, closeRedis := chat.UseRedis(&cfg)
+		defer closeRedis()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -26,8 +26,15 @@
 //	socket.on('message', data => console.log(data));          // Hello! (echoed)
 //	socket.on('greetings', (a, b, c) => console.log(a, b, c)); // Hey! { ms: 'jane' } <04 03 02 01>
 //
+// Several instances serve one chat when they share a Redis server: start
+// each with -redis and its own -addr, and clients of either see the same
+// rooms, users and messages:
+//
+//	go run ./stdexample -addr :3000 -redis localhost:6379
+//	go run ./stdexample -addr :3001 -redis localhost:6379
+//
 // Flags: -addr (":3000"), -token ("demo"), -require-token, -web (the
-// directory of the page's package.json).
+// directory of the page's package.json), -redis (host:port).
 package main
 
 import (
@@ -41,6 +48,10 @@ import (
 
 func main() {
 	cfg := chat.ParseFlags()
+	if cfg.Redis != "" {
+		_, closeRedis := chat.UseRedis(&cfg)
+		defer closeRedis()
+	}
 
 	// SIGINT (Ctrl-C) or SIGTERM ends ctx; ListenAndServe then shuts the
 	// hub and the HTTP server down gracefully.

@@ -34,6 +34,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rallyhq/rally"
 )
 
 // Limits on what clients send.
@@ -63,6 +65,13 @@ type Config struct {
 	// WebDir is the directory of the page's package.json, where npm
 	// installs socket.io-client (see ClientBundle).
 	WebDir string
+	// Redis is the address of a Redis server that several instances of the
+	// app share, so that they serve one chat; "" keeps the chat in this
+	// process. See UseRedis.
+	Redis string
+	// Adapter, when set, is the hub's rally.Options.Adapter; UseRedis sets
+	// it from Redis.
+	Adapter func(*rally.LocalAdapter) rally.Adapter
 	// Addr is the address ListenAndServe listens on.
 	Addr string
 }

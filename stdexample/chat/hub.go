@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -15,11 +16,12 @@ type server struct {
 	log *slog.Logger
 }
 
-// NewHub returns an in-memory hub that runs the chat. Mount it behind
-// Authenticate(cfg.Token) at "/socket.io/", and shut it down when done.
+// NewHub returns a hub that runs the chat, in memory unless cfg.Adapter
+// is set. Mount it behind Authenticate(cfg.Token) at "/socket.io/", and
+// shut it down when done.
 func NewHub(cfg Config) *rally.Hub {
 	log := logger(cfg)
-	hub := rally.NewHub(&rally.Options{Logger: log})
+	hub := rally.NewHub(&rally.Options{Logger: log, Adapter: cfg.Adapter})
 	c := &server{cfg: cfg, hub: hub, log: log}
 
 	hub.Use(c.admit) // auth.go
@@ -64,8 +66,18 @@ func (c *server) disconnected(s *rally.Socket, reason string) {
 }
 
 // profile returns the socket's Profile, set by admit.
-func profile(s *rally.Socket) Profile {
-	p, _ := s.Data().(Profile)
+func profile(s *rally.Socket) Profile { return profileOf(s.Data()) }
+
+// profileOf returns the Profile of a socket's data: the value itself on
+// this server, its JSON form decoded for a socket of another instance.
+func profileOf(data any) Profile {
+	if p, ok := data.(Profile); ok {
+		return p
+	}
+	var p Profile
+	if b, err := json.Marshal(data); err == nil {
+		json.Unmarshal(b, &p)
+	}
 	return p
 }
 

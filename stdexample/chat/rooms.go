@@ -130,8 +130,7 @@ func Users(ctx context.Context, hub *rally.Hub, room string) ([]Member, error) {
 	}
 	users := make([]Member, 0, len(sockets))
 	for _, rs := range sockets {
-		p, _ := rs.Data.(Profile)
-		users = append(users, Member{ID: rs.ID, Profile: p})
+		users = append(users, Member{ID: rs.ID, Profile: profileOf(rs.Data)})
 	}
 	slices.SortFunc(users, func(a, b Member) int {
 		return cmp.Or(strings.Compare(a.Nickname, b.Nickname), strings.Compare(a.ID, b.ID))

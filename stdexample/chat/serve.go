@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/redisadapter"
+	"github.com/redis/go-redis/v9"
 )
 
 // ParseFlags reads the apps' command line into a Config, with a text
@@ -20,14 +22,29 @@ import (
 //	-token          the members' token ("demo"); "" makes everyone a guest
 //	-require-token  refuse guests
 //	-web            directory of the page's package.json (DefaultWebDir)
+//	-redis          address of a Redis server shared with other instances
 func ParseFlags() Config {
 	cfg := Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	flag.StringVar(&cfg.Addr, "addr", ":3000", "listen address")
 	flag.StringVar(&cfg.Token, "token", "demo", `the members' token; "" makes everyone a guest`)
 	flag.BoolVar(&cfg.RequireToken, "require-token", false, "refuse clients without a valid token")
 	flag.StringVar(&cfg.WebDir, "web", DefaultWebDir(), "directory of the page's package.json, where npm installs socket.io-client")
+	flag.StringVar(&cfg.Redis, "redis", "", "address of a Redis server shared by several instances (host:port)")
 	flag.Parse()
 	return cfg
+}
+
+// UseRedis makes the chat share its rooms and messages with the other
+// instances that use the Redis server at cfg.Redis: it sets cfg.Adapter to
+// rally's Redis adapter. It returns the adapter's node (node.Ready tells
+// when the hub's subscriptions are in place) and a function that closes
+// the Redis client, to call after the hub has shut down.
+func UseRedis(cfg *Config) (node *redisadapter.Node, closeRedis func() error) {
+	client := redis.NewClient(&redis.Options{Addr: cfg.Redis})
+	node = redisadapter.New(client, &redisadapter.Options{Logger: logger(*cfg)})
+	cfg.Adapter = node.Adapter
+	logger(*cfg).Info("chat: sharing rooms through Redis", "redis", cfg.Redis)
+	return node, client.Close
 }
 
 // ShutdownTimeout bounds a graceful shutdown.

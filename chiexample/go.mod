@@ -1,0 +1,28 @@
+module github.com/rallyhq/rally/chiexample
+
+go 1.26.8
+
+require (
+	github.com/go-chi/chi/v5 v5.5.0
+	github.com/rallyhq/rally v0.0.0
+	github.com/rallyhq/rally/stdexample v0.0.0
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/chromedp/chromedp v0.23.0 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/rallyhq/rally/redisadapter v0.0.0-00010101000000-000000000000 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
+
+replace (
+	github.com/rallyhq/rally => ../
+	github.com/rallyhq/rally/redisadapter => ../redisadapter
+	github.com/rallyhq/rally/stdexample => ../stdexample
+)
