@@ -25,6 +25,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rallyhq/rally/internal/engineio"
+	"github.com/rallyhq/rally/internal/gopool"
 )
 
 // Transport names, for Options.Transports.
@@ -125,7 +126,8 @@ type Hub struct {
 	closing    bool
 	drained    chan struct{} // closed when conns empties while closing
 
-	workers tracker // socket dispatch goroutines
+	workers tracker      // socket dispatch goroutines
+	pool    *gopool.Pool // on which they run
 }
 
 // tracker counts running goroutines and lets one wait, with a deadline,
@@ -169,7 +171,7 @@ func (t *tracker) Wait(ctx context.Context) error {
 
 // NewHub returns a Hub with the given options; nil means all defaults.
 func NewHub(opts *Options) *Hub {
-	h := &Hub{namespaces: make(map[string]*Namespace), conns: make(map[*conn]struct{})}
+	h := &Hub{namespaces: make(map[string]*Namespace), conns: make(map[*conn]struct{}), pool: gopool.New(5 * time.Second)}
 	if opts != nil {
 		h.opts = *opts
 	}
@@ -337,6 +339,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	if werr := h.workers.Wait(ctx); err == nil {
 		err = werr
 	}
+	h.pool.Close(time.Second)
 	h.mu.RLock()
 	namespaces := make([]*Namespace, 0, len(h.namespaces))
 	for _, n := range h.namespaces {

@@ -80,6 +80,7 @@ type Socket struct {
 	qmu     sync.Mutex
 	queue   []func()
 	running bool
+	run     func() // s.runQueue
 }
 
 // Handshake holds the details of the request that opened a connection and
@@ -335,7 +336,10 @@ func (s *Socket) enqueue(job func()) {
 	s.running = true
 	s.qmu.Unlock()
 	s.nsp.hub.workers.Add(1)
-	go s.runQueue()
+	if s.run == nil {
+		s.run = s.runQueue // allocated once per socket, not per event
+	}
+	s.nsp.hub.pool.Go(s.run)
 }
 
 func (s *Socket) runQueue() {

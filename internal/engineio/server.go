@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/rallyhq/rally/internal/gopool"
 )
 
 // Transport names as they appear in the transport query parameter.
@@ -89,6 +90,7 @@ func (o *Options) setDefaults() {
 type Server struct {
 	opts    Options
 	origins originPolicy
+	pool    *gopool.Pool // websocket writers
 
 	mu       sync.RWMutex
 	sessions map[string]*Session
@@ -107,6 +109,7 @@ func NewServer(opts Options) *Server {
 	return &Server{
 		opts:     opts,
 		origins:  newOriginPolicy(opts.AllowedOrigins, opts.AllowCredentials),
+		pool:     gopool.New(5 * time.Second),
 		sessions: make(map[string]*Session),
 	}
 }
@@ -285,6 +288,7 @@ func (srv *Server) Close(reason string) {
 		s.Abort(reason)
 	}
 	srv.wg.Wait()
+	srv.pool.Close(time.Second)
 }
 
 // NewID returns a random 20-character identifier in the official server's

@@ -63,7 +63,8 @@ type Session struct {
 	queuedBytes   int64   // size of what Send queued since the queue was last taken
 	spare         []Frame // reused backing array for queue
 	ws            *websocket.Conn
-	writing       bool // a websocket writer goroutine runs
+	writing       bool   // a websocket writer goroutine runs
+	write         func() // s.writeLoop, kept to start writers without allocating
 	poll          pollState
 	upgrading     bool
 	heartbeat     *time.Timer
@@ -191,17 +192,27 @@ func (s *Session) SendVolatile(frames ...Frame) bool {
 func (s *Session) wakeLocked() {
 	switch {
 	case s.ws != nil && s.transport == TransportWebSocket:
-		if !s.writing {
-			s.writing = true
-			s.srv.wg.Add(1)
-			go s.writeLoop(s.ws)
-		}
+		s.startWriterLocked()
 	case s.poll.get != nil:
 		select {
 		case s.poll.get <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// startWriterLocked starts the websocket writer unless it runs. The writer
+// runs on a pooled goroutine and ends when the queue is empty.
+func (s *Session) startWriterLocked() {
+	if s.writing {
+		return
+	}
+	s.writing = true
+	s.srv.wg.Add(1)
+	if s.write == nil {
+		s.write = s.writeLoop // allocated once per session, not per wake
+	}
+	s.srv.pool.Go(s.write)
 }
 
 // takeQueueLocked returns the queued frames and empties the queue, reusing
@@ -295,11 +306,7 @@ func (s *Session) closeWithin(grace time.Duration) {
 	s.state = stateClosing
 	s.closingReason = ReasonForcedClose
 	if s.transport == TransportWebSocket {
-		if !s.writing {
-			s.writing = true
-			s.srv.wg.Add(1)
-			go s.writeLoop(s.ws)
-		}
+		s.startWriterLocked()
 		return
 	}
 	// The close packet travels alone, in the poll after the one that

@@ -197,8 +197,11 @@ func readErrorReason(err error) string {
 
 // writeLoop writes queued frames on the websocket until the queue is empty.
 // When the session is closing it then closes the websocket.
-func (s *Session) writeLoop(conn *websocket.Conn) {
+func (s *Session) writeLoop() {
 	defer s.srv.wg.Done()
+	s.mu.Lock()
+	conn := s.ws
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		frames := s.takeQueueLocked()
