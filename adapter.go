@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/rallyhq/rally/internal/callback"
@@ -182,12 +183,7 @@ func (a *LocalAdapter) Rooms() []string {
 	n := a.nsp
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	rooms := make([]string, 0, len(n.rooms))
-	for room := range n.rooms {
-		rooms = append(rooms, room)
-	}
-	slices.Sort(rooms)
-	return rooms
+	return slices.Sorted(maps.Keys(n.rooms))
 }
 
 // HasRoom reports whether a socket of this server is in room.

@@ -2,6 +2,8 @@ package rally
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -160,10 +162,7 @@ func (c *conn) closeSockets(reason string) {
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 	}
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
+	sockets := slices.Collect(maps.Values(c.sockets))
 	c.mu.Unlock()
 	for _, s := range sockets {
 		s.close(reason, false)
@@ -174,10 +173,7 @@ func (c *conn) closeSockets(reason string) {
 // session after writing what is queued.
 func (c *conn) disconnectAll() {
 	c.mu.Lock()
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
+	sockets := slices.Collect(maps.Values(c.sockets))
 	c.mu.Unlock()
 	for _, s := range sockets {
 		s.close(ReasonServerNamespaceDisconnect, true)

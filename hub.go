@@ -128,6 +128,10 @@ type Hub struct {
 
 	workers tracker      // socket dispatch goroutines
 	pool    *gopool.Pool // on which they run
+	// startDispatch and dispatchDone start and end a socket's dispatch
+	// goroutine; kept as values so that sockets share them.
+	startDispatch func(drain func())
+	dispatchDone  func()
 }
 
 // tracker counts running goroutines and lets one wait, with a deadline,
@@ -175,6 +179,11 @@ func NewHub(opts *Options) *Hub {
 	if opts != nil {
 		h.opts = *opts
 	}
+	h.startDispatch = func(drain func()) {
+		h.workers.Add(1)
+		h.pool.Go(drain)
+	}
+	h.dispatchDone = h.workers.Done
 	if h.opts.ConnectTimeout <= 0 {
 		h.opts.ConnectTimeout = 45 * time.Second
 	}

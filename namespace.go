@@ -2,6 +2,7 @@ package rally
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -311,12 +312,7 @@ func (n *Namespace) leaveLocked(s *Socket, room string) {
 func (n *Namespace) socketRooms(s *Socket) []string {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	rooms := make([]string, 0, len(s.rooms))
-	for room := range s.rooms {
-		rooms = append(rooms, room)
-	}
-	slices.Sort(rooms)
-	return rooms
+	return slices.Sorted(maps.Keys(s.rooms))
 }
 
 // selected returns the connected sockets of this server that opts selects.

@@ -16,6 +16,7 @@ import (
 	"github.com/rallyhq/rally/internal/callback"
 	"github.com/rallyhq/rally/internal/engineio"
 	"github.com/rallyhq/rally/internal/parser"
+	"github.com/rallyhq/rally/internal/serial"
 )
 
 // Disconnect reasons, as the official server reports them.
@@ -77,10 +78,7 @@ type Socket struct {
 	acks     map[int64]func(Reply)
 	data     any
 
-	qmu     sync.Mutex
-	queue   []func()
-	running bool
-	run     func() // s.runQueue
+	queue serial.Queue // handlers, connect and disconnect, in order
 }
 
 // Handshake holds the details of the request that opened a connection and
@@ -145,6 +143,7 @@ func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
 		cancel: cancel,
 		done:   make(chan struct{}),
 		rooms:  make(map[string]struct{}),
+		queue:  serial.Queue{Start: n.hub.startDispatch, Done: n.hub.dispatchDone},
 	}
 	return s
 }
@@ -325,40 +324,9 @@ func (s *Socket) Disconnect(closeConn bool) {
 }
 
 // enqueue runs job on the socket's dispatch goroutine, after the jobs
-// queued before it. The goroutine exists only while jobs are queued.
-func (s *Socket) enqueue(job func()) {
-	s.qmu.Lock()
-	s.queue = append(s.queue, job)
-	if s.running {
-		s.qmu.Unlock()
-		return
-	}
-	s.running = true
-	s.qmu.Unlock()
-	s.nsp.hub.workers.Add(1)
-	if s.run == nil {
-		s.run = s.runQueue // allocated once per socket, not per event
-	}
-	s.nsp.hub.pool.Go(s.run)
-}
-
-func (s *Socket) runQueue() {
-	defer s.nsp.hub.workers.Done()
-	for {
-		s.qmu.Lock()
-		if len(s.queue) == 0 {
-			s.running = false
-			s.queue = nil
-			s.qmu.Unlock()
-			return
-		}
-		job := s.queue[0]
-		s.queue[0] = nil
-		s.queue = s.queue[1:]
-		s.qmu.Unlock()
-		job()
-	}
-}
+// queued before it. The goroutine, pooled, exists only while jobs are
+// queued.
+func (s *Socket) enqueue(job func()) { s.queue.Push(job) }
 
 // runConnect runs the connect middleware and, if it lets the socket in,
 // connects it and calls the OnConnect handlers.

@@ -10,6 +10,7 @@ import (
 	"github.com/rallyhq/rally"
 	"github.com/rallyhq/rally/internal/callback"
 	"github.com/rallyhq/rally/internal/parser"
+	"github.com/rallyhq/rally/internal/serial"
 )
 
 // Socket is a connection to one namespace of a server. It is safe for
@@ -32,9 +33,7 @@ type Socket struct {
 	reason       string
 	done         chan struct{}
 
-	qmu     sync.Mutex
-	queue   []func()
-	running bool
+	queue serial.Queue // handlers and OnDisconnect functions, in order
 }
 
 const (
@@ -263,18 +262,15 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (ra
 }
 
 func (s *Socket) eventPacket(event string, args []any, id int64) (*parser.Packet, error) {
-	if parser.IsReserved(event) {
-		return nil, fmt.Errorf("rally/client: %q is a reserved event name", event)
-	}
-	data, atts, err := parser.MarshalEvent(event, args)
+	p, err := rally.NewPacket(event, args...)
 	if err != nil {
-		return nil, fmt.Errorf("rally/client: emitting %q: %w", event, err)
+		return nil, err
 	}
 	typ := parser.Event
-	if len(atts) > 0 {
+	if len(p.Attachments) > 0 {
 		typ = parser.BinaryEvent
 	}
-	return &parser.Packet{Type: typ, Namespace: s.nsp, ID: id, Data: data, Attachments: atts}, nil
+	return &parser.Packet{Type: typ, Namespace: s.nsp, ID: id, Data: p.Data, Attachments: p.Attachments}, nil
 }
 
 func (s *Socket) resolveAck(p *parser.Packet) {
@@ -327,31 +323,7 @@ func (s *Socket) dispatch(p *parser.Packet) {
 }
 
 // enqueue runs job on the socket's dispatch goroutine, in order.
-func (s *Socket) enqueue(job func()) {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	s.queue = append(s.queue, job)
-	if !s.running {
-		s.running = true
-		go s.runQueue()
-	}
-}
-
-func (s *Socket) runQueue() {
-	for {
-		s.qmu.Lock()
-		if len(s.queue) == 0 {
-			s.running = false
-			s.queue = nil
-			s.qmu.Unlock()
-			return
-		}
-		job := s.queue[0]
-		s.queue = s.queue[1:]
-		s.qmu.Unlock()
-		job()
-	}
-}
+func (s *Socket) enqueue(job func()) { s.queue.Push(job) }
 
 // Close disconnects the socket (the server sees "client namespace
 // disconnect") and closes the connection when no other namespace uses it.

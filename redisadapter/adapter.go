@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/internal/serial"
 	"github.com/rallyhq/rally/redisadapter/internal/msgpack"
 	"github.com/redis/go-redis/v9"
 )
@@ -35,12 +36,11 @@ type adapter struct {
 	ready  chan struct{} // closed once the subscriptions are confirmed
 	done   chan struct{} // closed when the subscriber loop ended
 
-	mu            sync.Mutex
-	closed        bool
-	pending       map[string]*pendingRequest // by requestId
-	tasks         sync.WaitGroup             // publishes and the server event worker
-	events        []func()                   // server events waiting for the worker
-	eventsRunning bool
+	mu      sync.Mutex
+	closed  bool
+	pending map[string]*pendingRequest // by requestId
+	tasks   sync.WaitGroup             // publishes and the server event worker
+	events  serial.Queue               // server events, one at a time
 }
 
 // pendingRequest is a request of this server waiting for answers.
@@ -65,6 +65,10 @@ func newAdapter(n *Node, local *rally.LocalAdapter) *adapter {
 		ready:           make(chan struct{}),
 		done:            make(chan struct{}),
 		pending:         make(map[string]*pendingRequest),
+	}
+	a.events = serial.Queue{
+		Start: func(drain func()) { a.tasks.Add(1); go drain() },
+		Done:  a.tasks.Done,
 	}
 	a.ownResponseChannel = a.responseChannel + a.uid + "#"
 	a.log = n.opts.Logger.With("namespace", nsp, "uid", a.uid)
@@ -174,42 +178,18 @@ func (a *adapter) goTask(fn func()) {
 // that arrive through the loop).
 func (a *adapter) enqueueEvent(job func()) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.mu.Unlock() // held across Push: Close must not see tasks.Add after its Wait
 	if a.closed {
 		return
 	}
-	a.events = append(a.events, job)
-	if a.eventsRunning {
-		return
-	}
-	a.eventsRunning = true
-	a.tasks.Add(1)
-	go a.runEvents()
-}
-
-func (a *adapter) runEvents() {
-	defer a.tasks.Done()
-	for {
-		a.mu.Lock()
-		if len(a.events) == 0 {
-			a.eventsRunning = false
-			a.events = nil
-			a.mu.Unlock()
-			return
-		}
-		job := a.events[0]
-		a.events[0] = nil
-		a.events = a.events[1:]
-		a.mu.Unlock()
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					a.log.Error("redisadapter: panic in a server-side event", "panic", r)
-				}
-			}()
-			job()
+	a.events.Push(func() {
+		defer func() {
+			if r := recover(); r != nil {
+				a.log.Error("redisadapter: panic in a server-side event", "panic", r)
+			}
 		}()
-	}
+		job()
+	})
 }
 
 func (a *adapter) isPending(id string) bool {
