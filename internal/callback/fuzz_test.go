@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/rallyhq/rally/internal/fuzzseed"
 
 	"github.com/rallyhq/rally/internal/parser"
 )
@@ -46,24 +46,8 @@ var callSeeds = []struct{ name, args, atts string }{
 // *PanicError, an argument that does not decode stops the call with an
 // *ArgError, and a call that returns normally gives one value per result.
 func FuzzCall(f *testing.F) {
-	dir := filepath.Join("testdata", "fuzz", f.Name())
-	write := os.Getenv("RALLY_WRITE_FUZZ_SEEDS") != ""
 	for _, s := range callSeeds {
-		f.Add([]byte(s.args), []byte(s.atts))
-		file := filepath.Join(dir, s.name)
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n[]byte(%q)\n", s.args, s.atts)
-		if write {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				f.Fatal(err)
-			}
-			if err := os.WriteFile(file, want, 0o644); err != nil {
-				f.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, want) {
-			f.Errorf("seed corpus file %s is missing or stale (rewrite with RALLY_WRITE_FUZZ_SEEDS=1)", file)
-		}
+		fuzzseed.Add(f, s.name, []byte(s.args), []byte(s.atts))
 	}
 
 	errHandler := errors.New("handler error")

@@ -3,10 +3,9 @@ package engineio
 import (
 	"bytes"
 	"encoding/base64"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/rallyhq/rally/internal/fuzzseed"
 )
 
 // Fuzz targets of the Engine.IO packet codec. Their seeds are the vectors
@@ -17,28 +16,11 @@ import (
 //
 //	RALLY_WRITE_FUZZ_SEEDS=1 go test -run 'Fuzz' ./internal/engineio
 
-// addFuzzSeeds adds each named seed to f and checks (or, with
-// RALLY_WRITE_FUZZ_SEEDS set, writes) its corpus file.
+// addFuzzSeeds adds each named seed to f and checks its corpus file.
 func addFuzzSeeds(f *testing.F, seeds []packetSeed) {
 	f.Helper()
-	dir := filepath.Join("testdata", "fuzz", f.Name())
-	write := os.Getenv("RALLY_WRITE_FUZZ_SEEDS") != ""
 	for _, s := range seeds {
-		f.Add([]byte(s.data))
-		file := filepath.Join(dir, s.name)
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", s.data)
-		if write {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				f.Fatal(err)
-			}
-			if err := os.WriteFile(file, want, 0o644); err != nil {
-				f.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, want) {
-			f.Errorf("seed corpus file %s is missing or stale (rewrite with RALLY_WRITE_FUZZ_SEEDS=1)", file)
-		}
+		fuzzseed.Add(f, s.name, []byte(s.data))
 	}
 }
 

@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/rallyhq/rally/internal/fuzzseed"
 )
 
 // Fuzz targets of the Socket.IO parser. Their seeds are the vectors of
@@ -30,43 +30,16 @@ type fuzzSeed struct {
 	args []any
 }
 
-// addFuzzSeeds adds the seeds to f and checks (or, with
-// RALLY_WRITE_FUZZ_SEEDS set, writes) their corpus files.
+// addFuzzSeeds adds the seeds to f and checks their corpus files.
 func addFuzzSeeds(f *testing.F, seeds []fuzzSeed) {
 	f.Helper()
-	dir := filepath.Join("testdata", "fuzz", f.Name())
-	write := os.Getenv("RALLY_WRITE_FUZZ_SEEDS") != ""
 	for _, s := range seeds {
-		f.Add(s.args...)
-		file := filepath.Join(dir, s.name)
-		want := fuzzCorpusFile(s.args)
-		if write {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				f.Fatal(err)
-			}
-			if err := os.WriteFile(file, want, 0o644); err != nil {
-				f.Fatal(err)
-			}
-			continue
+		values := make([][]byte, len(s.args))
+		for i, a := range s.args {
+			values[i] = a.([]byte)
 		}
-		if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, want) {
-			f.Errorf("seed corpus file %s is missing or stale (rewrite with RALLY_WRITE_FUZZ_SEEDS=1)", file)
-		}
+		fuzzseed.Add(f, s.name, values...)
 	}
-}
-
-// fuzzCorpusFile encodes seed values in the "go test fuzz v1" format.
-func fuzzCorpusFile(args []any) []byte {
-	b := []byte("go test fuzz v1\n")
-	for _, a := range args {
-		switch v := a.(type) {
-		case []byte:
-			b = fmt.Appendf(b, "[]byte(%q)\n", v)
-		default:
-			panic(fmt.Sprintf("fuzz seed of type %T", a))
-		}
-	}
-	return b
 }
 
 // socketVectors are the Socket.IO vectors F15–F39, as the parser sees them:
