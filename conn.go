@@ -31,7 +31,9 @@ func (h *Hub) newConn(sess *engineio.Session) engineio.Handler {
 	if !h.addConn(c) {
 		return nil // shutting down: the handshake is refused
 	}
+	c.mu.Lock() // the hub can see c already
 	c.connectTimer = time.AfterFunc(h.opts.ConnectTimeout, c.checkConnected)
+	c.mu.Unlock()
 	return c
 }
 

@@ -23,7 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/rallyhq/rally/internal/engineio"
 	"github.com/rallyhq/rally/internal/gopool"
 )
@@ -191,10 +190,6 @@ func NewHub(opts *Options) *Hub {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
-	accept := websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled}
-	if h.opts.Compression {
-		accept.CompressionMode = websocket.CompressionNoContextTakeover
-	}
 	h.engine = engineio.NewServer(engineio.Options{
 		PingInterval:     h.opts.PingInterval,
 		PingTimeout:      h.opts.PingTimeout,
@@ -206,7 +201,7 @@ func NewHub(opts *Options) *Hub {
 		Cookie:           h.opts.Cookie,
 		AllowedOrigins:   h.opts.AllowedOrigins,
 		AllowCredentials: h.opts.AllowCredentials,
-		AcceptOptions:    accept,
+		Compression:      h.opts.Compression,
 		AllowRequest:     h.opts.AllowRequest,
 		NewSession:       h.newConn,
 	})

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+
+	"github.com/rallyhq/rally/internal/ws"
 )
 
 // Engine.IO packet types, as the digit that starts a text packet.
@@ -28,10 +30,7 @@ var errParse = errors.New("engine.io: malformed packet")
 // Frame is one encoded Engine.IO packet ready to be written. A text frame
 // holds the whole packet text, type digit included ("4hello", "2"); a binary
 // frame holds the raw bytes of a binary message.
-type Frame struct {
-	Data   []byte
-	Binary bool
-}
+type Frame = ws.Message
 
 // TextFrame returns a text frame of packet type typ with the given data.
 func TextFrame(typ byte, data string) Frame {

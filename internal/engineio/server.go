@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/rallyhq/rally/internal/gopool"
 )
 
@@ -51,9 +50,8 @@ type Options struct {
 	// responses, for clients that send cookies (withCredentials).
 	AllowCredentials bool
 
-	// AcceptOptions configures websocket upgrades (compression). Origins
-	// are checked by AllowedOrigins instead of its own options.
-	AcceptOptions websocket.AcceptOptions
+	// Compression offers permessage-deflate on websockets.
+	Compression bool
 
 	// AllowRequest, when set, vets every handshake request. A non-nil error
 	// refuses it with code 4 (Forbidden) and the error's text.
@@ -104,8 +102,6 @@ func NewServer(opts Options) *Server {
 	if opts.NewSession == nil {
 		panic("engineio: Options.NewSession is nil")
 	}
-	opts.AcceptOptions.InsecureSkipVerify = true // origins are checked before
-	opts.AcceptOptions.OriginPatterns = nil
 	return &Server{
 		opts:     opts,
 		origins:  newOriginPolicy(opts.AllowedOrigins, opts.AllowCredentials),

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/rallyhq/rally/internal/ws"
 )
 
 // Engine close reasons, as the official server reports them.
@@ -62,7 +62,7 @@ type Session struct {
 	queue         []Frame
 	queuedBytes   int64   // size of what Send queued since the queue was last taken
 	spare         []Frame // reused backing array for queue
-	ws            *websocket.Conn
+	ws            *ws.Conn
 	writing       bool   // a websocket writer goroutine runs
 	write         func() // s.writeLoop, kept to start writers without allocating
 	poll          pollState

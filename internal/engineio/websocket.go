@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -9,19 +8,17 @@ import (
 	"slices"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/rallyhq/rally/internal/ws"
 )
 
-// accept upgrades r to a websocket with the server's options and lifts the
-// read limit to MaxPayload. coder/websocket has already answered the request
-// when it fails.
-func (srv *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
-	conn, err := websocket.Accept(w, r, &srv.opts.AcceptOptions)
-	if err != nil {
-		return nil, err
-	}
-	conn.SetReadLimit(srv.opts.MaxPayload)
-	return conn, nil
+// accept upgrades r to a websocket with the server's options. The request
+// has been answered when it fails.
+func (srv *Server) accept(w http.ResponseWriter, r *http.Request) (*ws.Conn, error) {
+	return ws.Accept(w, r, ws.AcceptOptions{
+		MaxMessageSize: srv.opts.MaxPayload,
+		Compression:    srv.opts.Compression,
+		Go:             srv.pool.Go,
+	})
 }
 
 // handshakeWebSocket opens a session directly on a websocket.
@@ -43,7 +40,7 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.wakeLocked()
 	s.mu.Unlock()
 	s.startHeartbeat()
-	s.readLoop(conn)
+	s.serveWebSocket(conn)
 }
 
 // serveUpgrade moves a polling session to a websocket: the probe, then the
@@ -80,20 +77,19 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 		conn.CloseNow()
 		return
 	}
-	s.readLoop(conn)
+	s.serveWebSocket(conn)
 }
 
 // probe runs the upgrade handshake on conn: "2probe" answered by "3probe",
 // then "5". While it waits for "5" a pending poll is released with a noop
 // every 100 ms so that the client can pause polling.
-func (s *Session) probe(conn *websocket.Conn) bool {
-	ctx, cancel := context.WithTimeout(s.ctx, s.srv.opts.UpgradeTimeout)
-	defer cancel()
-	typ, data, err := conn.Read(ctx)
-	if err != nil || typ != websocket.MessageText || string(data) != "2probe" {
+func (s *Session) probe(conn *ws.Conn) bool {
+	deadline := time.Now().Add(s.srv.opts.UpgradeTimeout)
+	m, err := conn.ReadMessage(deadline)
+	if err != nil || m.Binary || string(m.Data) != "2probe" {
 		return false
 	}
-	if conn.Write(ctx, websocket.MessageText, []byte("3probe")) != nil {
+	if conn.WriteMessages(ws.Message{Data: []byte("3probe")}) != nil {
 		return false
 	}
 
@@ -114,8 +110,8 @@ func (s *Session) probe(conn *websocket.Conn) bool {
 		}
 	}()
 
-	typ, data, err = conn.Read(ctx)
-	return err == nil && typ == websocket.MessageText && string(data) == string(Upgrade)
+	m, err = conn.ReadMessage(deadline)
+	return err == nil && !m.Binary && string(m.Data) == string(Upgrade)
 }
 
 // releasePoll answers a pending poll with a noop when nothing else is queued.
@@ -131,7 +127,7 @@ func (s *Session) releasePoll() {
 // endUpgrade finishes an upgrade attempt. With a websocket it switches the
 // session to it and flushes the queue there; it reports false when the
 // session ended in the meantime.
-func (s *Session) endUpgrade(conn *websocket.Conn) bool {
+func (s *Session) endUpgrade(conn *ws.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.upgrading = false
@@ -158,41 +154,36 @@ func (s *Session) endUpgrade(conn *websocket.Conn) bool {
 	return true
 }
 
-// readLoop reads packets from the websocket until it fails or the session
-// ends.
-func (s *Session) readLoop(conn *websocket.Conn) {
-	// No context on reads and writes: a cancelable one costs coder/websocket
-	// a timer registration per message; Abort unblocks both with CloseNow.
-	for {
-		typ, data, err := conn.Read(context.Background())
-		if err != nil {
-			s.Abort(readErrorReason(err))
+// serveWebSocket hands every message of conn to the session until either
+// ends. Reads run on the server's pool when bytes arrive; no goroutine
+// waits for an idle client.
+func (s *Session) serveWebSocket(conn *ws.Conn) {
+	conn.Serve(func(m ws.Message) {
+		if m.Binary {
+			s.receive(Packet{Type: Message, Data: m.Data, Binary: true})
 			return
 		}
-		if typ == websocket.MessageBinary {
-			s.receive(Packet{Type: Message, Data: data, Binary: true})
-			continue
-		}
-		p, err := DecodePacket(data)
+		p, err := DecodePacket(m.Data)
 		if err != nil {
 			s.Abort(ReasonParseError)
 			return
 		}
 		s.receive(p)
-	}
+	}, func(err error) {
+		s.Abort(readErrorReason(err))
+	})
 }
 
-// readErrorReason maps a websocket read error to an engine close reason.
+// readErrorReason maps the error that ended a websocket to an engine close
+// reason.
 func readErrorReason(err error) string {
-	var ce websocket.CloseError
+	var ce *ws.CloseError
 	switch {
-	case errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig:
-		return ReasonTransportError
-	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
+	case errors.As(err, &ce), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
 		errors.Is(err, io.ErrUnexpectedEOF):
 		return ReasonTransportClose
 	}
-	return ReasonTransportError
+	return ReasonTransportError // protocol violations and network errors
 }
 
 // writeLoop writes queued frames on the websocket until the queue is empty.
@@ -210,24 +201,18 @@ func (s *Session) writeLoop() {
 			closing := s.state == stateClosing
 			s.mu.Unlock()
 			if closing {
-				conn.Close(websocket.StatusNormalClosure, "")
+				conn.Close(ws.StatusNormalClosure, "")
 				s.Abort(ReasonForcedClose)
 			}
 			return
 		}
 		s.mu.Unlock()
-		for _, f := range frames {
-			typ := websocket.MessageText
-			if f.Binary {
-				typ = websocket.MessageBinary
-			}
-			if err := conn.Write(context.Background(), typ, f.Data); err != nil {
-				s.mu.Lock()
-				s.writing = false
-				s.mu.Unlock()
-				s.Abort(ReasonTransportError)
-				return
-			}
+		if err := conn.WriteMessages(frames...); err != nil {
+			s.mu.Lock()
+			s.writing = false
+			s.mu.Unlock()
+			s.Abort(ReasonTransportError)
+			return
 		}
 	}
 }

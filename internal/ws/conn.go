@@ -1,0 +1,290 @@
+package ws
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// Message is one data message: UTF-8 text, or binary when Binary is set.
+type Message struct {
+	Data   []byte
+	Binary bool
+}
+
+// closeWait bounds how long Close waits for the peer's close frame.
+const closeWait = 2 * time.Second
+
+// Conn is a server-side WebSocket connection.
+//
+// Before Serve, ReadMessage reads messages one at a time. Serve hands every
+// later message to a callback. Writes may come from any goroutine; they are
+// serialised.
+type Conn struct {
+	nc      net.Conn
+	goFn    func(func())
+	deflate bool
+	rd      parser
+	queued  []Message // read before Serve and not yet returned
+
+	onMessage func(Message)
+	onClose   func(error)
+	read      func() // c.readable, bound once for the poller
+	pollID    uint64 // in the poller, 0 when not watched
+
+	wmu sync.Mutex // serialises writes
+
+	mu       sync.Mutex
+	closed   bool          // the connection is closed, reading stopped
+	local    bool          // Close or CloseNow was called
+	reported bool          // onClose was called
+	stopped  chan struct{} // made by Close, closed when reading stops
+	closeErr error         // what ended reading
+}
+
+func newConn(nc net.Conn, opts AcceptOptions, deflate bool) *Conn {
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = 1e6
+	}
+	c := &Conn{nc: nc, goFn: opts.Go, deflate: deflate}
+	if c.goFn == nil {
+		c.goFn = func(f func()) { go f() }
+	}
+	c.rd.maxSize = opts.MaxMessageSize
+	c.rd.deflate = deflate
+	if !opts.NoPoller {
+		c.read = c.readable
+	}
+	return c
+}
+
+// RemoteAddr returns the client's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// ReadMessage reads the next message, waiting until deadline. It must not
+// be called after Serve. Messages that arrived before the connection failed
+// are still returned, then the error.
+func (c *Conn) ReadMessage(deadline time.Time) (Message, error) {
+	if len(c.queued) == 0 {
+		c.nc.SetReadDeadline(deadline)
+		defer c.nc.SetReadDeadline(time.Time{})
+		buf := getReadBuffer()
+		defer putReadBuffer(buf)
+		for len(c.queued) == 0 {
+			n, err := c.nc.Read(*buf)
+			if ferr := c.rd.feed((*buf)[:n], (*queueSink)(c)); ferr != nil {
+				c.fail(ferr)
+				err = ferr
+			}
+			if err != nil && len(c.queued) == 0 {
+				return Message{}, err
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
+	m := c.queued[0]
+	c.queued = c.queued[1:]
+	return m, nil
+}
+
+// Serve delivers every message from now on to onMessage, in order and one
+// at a time. When reading stops for any reason other than Close or
+// CloseNow, onClose gets the cause: a *CloseError from the peer, a
+// *ProtocolError, or the network error (io.EOF when the peer went away).
+// Messages read before Serve are delivered first, on the calling goroutine,
+// and so is the end of a connection that failed before Serve.
+func (c *Conn) Serve(onMessage func(Message), onClose func(error)) {
+	c.mu.Lock()
+	c.onMessage, c.onClose = onMessage, onClose
+	c.mu.Unlock()
+	for len(c.queued) > 0 {
+		m := c.queued[0]
+		c.queued = c.queued[1:]
+		onMessage(m)
+	}
+	c.queued = nil
+	c.mu.Lock()
+	closed, report, err := c.closed, c.reportLocked(), c.closeErr
+	c.mu.Unlock()
+	switch {
+	case closed:
+		if report != nil {
+			report(err)
+		}
+	case c.read != nil && watch(c):
+	default:
+		c.goFn(c.readLoop)
+	}
+}
+
+// readLoop reads on its own goroutine, for connections the poller does not
+// watch.
+func (c *Conn) readLoop() {
+	buf := make([]byte, 4096)
+	for c.readOnce(buf) {
+	}
+}
+
+// readable reads what the poller found waiting, then watches again.
+func (c *Conn) readable() {
+	buf := getReadBuffer()
+	more := c.readOnce(*buf)
+	putReadBuffer(buf)
+	if more {
+		rearm(c)
+	}
+}
+
+// readOnce reads once into buf and hands on what it completes. It reports
+// whether reading goes on.
+func (c *Conn) readOnce(buf []byte) bool {
+	n, err := c.nc.Read(buf)
+	if n > 0 {
+		if err := c.rd.feed(buf[:n], c); err != nil {
+			c.fail(err)
+			return false
+		}
+	}
+	if err != nil {
+		c.stop(err)
+		return false
+	}
+	return true
+}
+
+// message and control make a serving Conn the parser's sink.
+func (c *Conn) message(binary bool, data []byte) error {
+	c.onMessage(Message{Data: data, Binary: binary})
+	return nil
+}
+
+func (c *Conn) control(op byte, payload []byte) error {
+	switch op {
+	case opPing:
+		return c.writeFrame(finBit|opPong, payload) // the same payload back
+	case opClose:
+		ce, err := parseClose(payload)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		replied := c.local
+		c.mu.Unlock()
+		if !replied {
+			var reply []byte
+			if ce.Code != StatusNoStatus {
+				reply = binary.BigEndian.AppendUint16(nil, uint16(ce.Code))
+			}
+			c.writeFrame(finBit|opClose, reply)
+		}
+		return ce
+	}
+	return nil // pongs need nothing
+}
+
+// queueSink keeps messages read before Serve for ReadMessage and Serve.
+type queueSink Conn
+
+func (q *queueSink) message(binary bool, data []byte) error {
+	q.queued = append(q.queued, Message{Data: data, Binary: binary})
+	return nil
+}
+
+func (q *queueSink) control(op byte, payload []byte) error {
+	return (*Conn)(q).control(op, payload)
+}
+
+// fail ends the connection after a read error: a protocol violation is
+// answered with a close frame carrying its code first.
+func (c *Conn) fail(err error) {
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.writeFrame(finBit|opClose, closePayload(pe.Code, ""))
+	}
+	c.stop(err)
+}
+
+// stop closes the connection once and reports err to onClose unless the
+// local side closed it.
+func (c *Conn) stop(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closeErr = err
+	stopped, report := c.stopped, c.reportLocked()
+	c.mu.Unlock()
+	unwatch(c)
+	c.nc.Close()
+	if stopped != nil {
+		close(stopped)
+	}
+	if report != nil {
+		report(err)
+	}
+}
+
+// reportLocked returns onClose if the end of the connection is to be
+// reported to it now: it is closed, not by the local side, Serve was called
+// and nobody reported it yet.
+func (c *Conn) reportLocked() func(error) {
+	if !c.closed || c.local || c.reported || c.onClose == nil {
+		return nil
+	}
+	c.reported = true
+	return c.onClose
+}
+
+// CloseNow closes the connection without a closing handshake.
+func (c *Conn) CloseNow() {
+	c.mu.Lock()
+	c.local = true
+	c.mu.Unlock()
+	c.stop(nil)
+}
+
+// Close sends a close frame with code and reason and closes the connection
+// once the peer answers, or after a short wait. It returns the write error,
+// if any.
+func (c *Conn) Close(code int, reason string) error {
+	c.mu.Lock()
+	if c.closed || c.local {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.local = true
+	serving := c.onMessage != nil
+	stopped := make(chan struct{})
+	c.stopped = stopped
+	c.mu.Unlock()
+
+	c.nc.SetWriteDeadline(time.Now().Add(closeWait))
+	err := c.writeFrame(finBit|opClose, closePayload(code, reason))
+	if err == nil && serving {
+		t := time.NewTimer(closeWait)
+		select {
+		case <-stopped:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.stop(nil)
+	return err
+}
+
+func closePayload(code int, reason string) []byte {
+	b := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
+	return append(b, reason...)
+}
+
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+func getReadBuffer() *[]byte  { return readBuffers.Get().(*[]byte) }
+func putReadBuffer(b *[]byte) { readBuffers.Put(b) }

@@ -1,0 +1,80 @@
+package ws
+
+import (
+	"net"
+	"sync"
+)
+
+// WriteMessages writes msgs in order with as few system calls as the
+// operating system allows (one writev for up to 512 messages). Message
+// bytes are not copied, so one payload may go to many connections. With
+// compression negotiated, messages of compressThreshold bytes or more are
+// compressed.
+func (c *Conn) WriteMessages(msgs ...Message) error {
+	w := getWriteBatch()
+	defer putWriteBatch(w)
+	for _, m := range msgs {
+		first := byte(finBit | opText)
+		if m.Binary {
+			first = finBit | opBinary
+		}
+		data := m.Data
+		if c.deflate && len(data) >= compressThreshold {
+			data = deflate(nil, data)
+			first |= rsv1Bit
+		}
+		w.add(first, data)
+	}
+	return c.write(w)
+}
+
+// writeFrame writes one frame, a control frame for instance.
+func (c *Conn) writeFrame(first byte, payload []byte) error {
+	w := getWriteBatch()
+	defer putWriteBatch(w)
+	w.add(first, payload)
+	return c.write(w)
+}
+
+func (c *Conn) write(w *writeBatch) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	bufs := w.bufs // WriteTo consumes its receiver; keep w.bufs whole
+	_, err := bufs.WriteTo(c.nc)
+	return err
+}
+
+// writeBatch gathers frame headers and payloads for one vectored write.
+type writeBatch struct {
+	hdrs []byte // the headers, back to back
+	bufs net.Buffers
+}
+
+func (w *writeBatch) add(first byte, payload []byte) {
+	start := len(w.hdrs)
+	// When hdrs grows, earlier entries of bufs keep the old array, which
+	// still holds their bytes.
+	w.hdrs = appendHeader(w.hdrs, first, len(payload))
+	w.bufs = append(w.bufs, w.hdrs[start:])
+	if len(payload) > 0 {
+		w.bufs = append(w.bufs, payload)
+	}
+}
+
+var writeBatches sync.Pool
+
+func getWriteBatch() *writeBatch {
+	if w, ok := writeBatches.Get().(*writeBatch); ok {
+		return w
+	}
+	return &writeBatch{}
+}
+
+func putWriteBatch(w *writeBatch) {
+	if cap(w.bufs) > 1024 {
+		return // let an unusually large batch go
+	}
+	clear(w.bufs)
+	w.hdrs, w.bufs = w.hdrs[:0], w.bufs[:0]
+	writeBatches.Put(w)
+}
