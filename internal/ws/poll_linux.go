@@ -19,13 +19,19 @@ import (
 // touching a reused descriptor number. Events carry a connection id, never
 // the descriptor, for the same reason.
 //
+// The epoll descriptor is itself watched by the Go runtime's network poller
+// (an epoll descriptor is readable while it has events), so the poller's
+// goroutine parks like any network read instead of holding a thread in
+// epoll_wait.
+//
 // The poller exists while it watches something: the last connection to
-// leave stops its goroutine and closes its descriptors.
+// leave closes it, which ends its goroutine.
 
 type poller struct {
 	epfd  int
-	wake  [2]int // a pipe; a byte on it stops the loop
-	conns map[uint64]*Conn
+	file  *os.File         // epfd, for the runtime's poller
+	rc    syscall.RawConn  // of file
+	conns map[uint64]*Conn // by id
 }
 
 var polling struct {
@@ -119,48 +125,44 @@ func newPoller() (*poller, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
-	p := &poller{epfd: epfd, conns: make(map[uint64]*Conn)}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
-		return nil, os.NewSyscallError("pipe2", err)
+		return nil, os.NewSyscallError("setnonblock", err)
 	}
-	if err := epollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], 0); err != nil {
-		p.closeFDs()
+	file := os.NewFile(uintptr(epfd), "websocket-epoll") // pollable: non-blocking
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
 		return nil, err
 	}
-	return p, nil
+	return &poller{epfd: epfd, file: file, rc: rc, conns: make(map[uint64]*Conn)}, nil
 }
 
 // stopIfIdle stops the loop when no connection is left. polling is locked.
 func (p *poller) stopIfIdle() {
 	if len(p.conns) == 0 {
-		syscall.Write(p.wake[1], []byte{0})
+		p.file.Close() // ends run's wait
 		polling.p = nil
 	}
 }
 
-func (p *poller) closeFDs() {
-	syscall.Close(p.epfd)
-	syscall.Close(p.wake[0])
-	syscall.Close(p.wake[1])
-}
-
 func (p *poller) run() {
-	defer p.closeFDs()
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err == syscall.EINTR {
-			continue
-		}
+		var n int
+		var werr error
+		err := p.rc.Read(func(fd uintptr) bool {
+			n, werr = syscall.EpollWait(int(fd), events, 0)
+			return n > 0 || werr != nil && werr != syscall.EINTR
+		})
 		if err != nil {
-			panic(fmt.Sprintf("websocket: epoll_wait: %v", err)) // only a bug gets here
+			return // closed by stopIfIdle
+		}
+		if werr != nil {
+			panic(fmt.Sprintf("websocket: epoll_wait: %v", werr)) // only a bug gets here
 		}
 		for _, ev := range events[:n] {
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if id == 0 {
-				return // woken to stop
-			}
 			polling.Lock()
 			c := p.conns[id]
 			polling.Unlock()
@@ -173,9 +175,6 @@ func (p *poller) run() {
 
 func epollCtl(epfd, op, fd int, id uint64) error {
 	ev := syscall.EpollEvent{Events: watchEvents, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
-	if op == syscall.EPOLL_CTL_ADD && id == 0 {
-		ev.Events = syscall.EPOLLIN // the wake pipe stays armed
-	}
 	if err := syscall.EpollCtl(epfd, op, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
