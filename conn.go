@@ -133,6 +133,12 @@ func (c *conn) send(p *parser.Packet) error {
 	return c.sess.Send(encodeFrames(p)...)
 }
 
+// reply sends p from the goroutine that handles this connection's events,
+// writing it there when nothing else is being written.
+func (c *conn) reply(p *parser.Packet) error {
+	return c.sess.SendReply(encodeFrames(p)...)
+}
+
 // encodeFrames encodes a packet as Engine.IO frames: the message text, then
 // one binary frame per attachment.
 func encodeFrames(p *parser.Packet) []engineio.Frame {

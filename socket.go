@@ -439,7 +439,7 @@ func (s *Socket) sendAck(id int64, data json.RawMessage, atts [][]byte) {
 	if len(atts) > 0 {
 		typ = parser.BinaryAck
 	}
-	s.conn.send(&parser.Packet{Type: typ, Namespace: s.nsp.name, ID: id, Data: data, Attachments: atts})
+	s.conn.reply(&parser.Packet{Type: typ, Namespace: s.nsp.name, ID: id, Data: data, Attachments: atts})
 }
 
 // close disconnects the socket with reason, sending a DISCONNECT packet if

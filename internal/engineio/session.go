@@ -136,7 +136,15 @@ const frameOverhead = 40
 // Send queues frames to be written in order, together: no other frame is
 // put between them except a ping. When what waits to be written would
 // exceed Options.MaxQueuedBytes, the session is closed instead.
-func (s *Session) Send(frames ...Frame) error {
+func (s *Session) Send(frames ...Frame) error { return s.send(frames, false) }
+
+// SendReply is Send for a goroutine that serves this client only, such as
+// the one answering its events: when no write is in progress on a
+// websocket, it writes the frames itself before returning, which saves
+// handing them to a writer. It may block while the client does not read.
+func (s *Session) SendReply(frames ...Frame) error { return s.send(frames, true) }
+
+func (s *Session) send(frames []Frame, inline bool) error {
 	s.mu.Lock()
 	if s.state != stateOpen {
 		s.mu.Unlock()
@@ -162,6 +170,13 @@ func (s *Session) Send(frames ...Frame) error {
 	}
 	s.queuedBytes += size
 	s.queue = append(s.queue, frames...)
+	if inline && s.ws != nil && s.transport == TransportWebSocket && !s.writing {
+		s.writing = true
+		s.srv.wg.Add(1)
+		s.mu.Unlock()
+		s.writeLoop()
+		return nil
+	}
 	s.wakeLocked()
 	s.mu.Unlock()
 	return nil

@@ -31,8 +31,8 @@ type Conn struct {
 
 	onMessage func(Message)
 	onClose   func(error)
-	read      func() // c.readable, bound once for the poller
-	pollID    uint64 // in the poller, 0 when not watched
+	noPoller  bool
+	poll      pollState // the poller's bookkeeping
 
 	wmu sync.Mutex // serialises writes
 
@@ -54,9 +54,7 @@ func newConn(nc net.Conn, opts AcceptOptions, deflate bool) *Conn {
 	}
 	c.rd.maxSize = opts.MaxMessageSize
 	c.rd.deflate = deflate
-	if !opts.NoPoller {
-		c.read = c.readable
-	}
+	c.noPoller = opts.NoPoller
 	return c
 }
 
@@ -115,7 +113,7 @@ func (c *Conn) Serve(onMessage func(Message), onClose func(error)) {
 		if report != nil {
 			report(err)
 		}
-	case c.read != nil && watch(c):
+	case !c.noPoller && watch(c):
 	default:
 		c.goFn(c.readLoop)
 	}
@@ -129,22 +127,18 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// readable reads what the poller found waiting, then watches again.
-func (c *Conn) readable() {
-	buf := getReadBuffer()
-	more := c.readOnce(*buf)
-	putReadBuffer(buf)
-	if more {
-		rearm(c)
-	}
-}
-
 // readOnce reads once into buf and hands on what it completes. It reports
 // whether reading goes on.
 func (c *Conn) readOnce(buf []byte) bool {
 	n, err := c.nc.Read(buf)
-	if n > 0 {
-		if err := c.rd.feed(buf[:n], c); err != nil {
+	return c.received(buf[:n], err)
+}
+
+// received hands on what b completes, then ends the connection if err is
+// set. It reports whether reading goes on.
+func (c *Conn) received(b []byte, err error) bool {
+	if len(b) > 0 {
+		if err := c.rd.feed(b, c); err != nil {
 			c.fail(err)
 			return false
 		}

@@ -2,17 +2,22 @@ package ws
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
 // The poller watches every served connection of the process with one epoll
 // instance, so that a connection waiting for its client costs no goroutine
 // (and no stack) and no read buffer. When a connection has bytes waiting,
-// the poller's goroutine hands a read to the connection's Go function; the
-// registration is one-shot and rearmed after the read, so reads of one
-// connection never overlap and stay in order.
+// the poller's goroutine hands a read to the connection's Go function, which
+// reads with non-blocking system calls until the socket is drained.
+//
+// Registrations are edge-triggered and stay armed. A per-connection state
+// keeps reads of one connection from overlapping: an event that arrives
+// while a read runs marks it to drain once more instead of starting another.
 //
 // Registrations are changed inside syscall.RawConn.Control, which holds the
 // descriptor open: a connection closed meanwhile fails the call instead of
@@ -34,13 +39,28 @@ type poller struct {
 	conns map[uint64]*Conn // by id
 }
 
+// pollState is what a watched Conn holds for the poller.
+type pollState struct {
+	id    uint64 // 0 when not watched
+	rc    syscall.RawConn
+	read  func()       // c.readable, bound once
+	state atomic.Int32 // readIdle, reading or readAgain
+}
+
+const (
+	readIdle  = iota
+	reading   // a read runs
+	readAgain // a read runs and more arrived since it started
+)
+
 var polling struct {
 	sync.Mutex
 	p      *poller
 	nextID uint64
 }
 
-const watchEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+// watchEvents as epoll_event.events; syscall.EPOLLET is a negative constant.
+const watchEvents = (syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLET) & 0xffffffff
 
 // watch registers c with the poller. It reports false when c cannot be
 // watched (not a TCP connection, or epoll failed); c is then read by a
@@ -54,6 +74,8 @@ func watch(c *Conn) bool {
 	if err != nil {
 		return false
 	}
+	c.poll.rc, c.poll.read = rc, c.readable
+
 	polling.Lock()
 	defer polling.Unlock()
 	if polling.p == nil {
@@ -64,42 +86,20 @@ func watch(c *Conn) bool {
 		polling.p = p
 		go p.run()
 	}
+	p := polling.p
 	polling.nextID++
 	id := polling.nextID
 	var ctlErr error
 	err = rc.Control(func(fd uintptr) {
-		ctlErr = epollCtl(polling.p.epfd, syscall.EPOLL_CTL_ADD, int(fd), id)
+		ctlErr = epollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), id)
 	})
 	if err != nil || ctlErr != nil {
-		polling.p.stopIfIdle()
+		p.stopIfIdle()
 		return false
 	}
-	c.pollID = id
-	polling.p.conns[id] = c
+	c.poll.id = id
+	p.conns[id] = c // bytes already waiting are reported at once
 	return true
-}
-
-// rearm watches c again after a read.
-func rearm(c *Conn) {
-	polling.Lock()
-	defer polling.Unlock()
-	p := polling.p
-	if p == nil || c.pollID == 0 {
-		return // unwatched meanwhile
-	}
-	rc, err := c.nc.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return
-	}
-	var ctlErr error
-	err = rc.Control(func(fd uintptr) {
-		ctlErr = epollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), c.pollID)
-	})
-	if err == nil && ctlErr != nil {
-		// The registration is gone although the descriptor is open:
-		// nothing would ever read this connection again.
-		defer func() { go c.fail(fmt.Errorf("websocket: rearm epoll: %w", ctlErr)) }()
-	}
 }
 
 // unwatch removes c from the poller before its descriptor is closed.
@@ -107,17 +107,78 @@ func unwatch(c *Conn) {
 	polling.Lock()
 	defer polling.Unlock()
 	p := polling.p
-	if p == nil || c.pollID == 0 {
+	if p == nil || c.poll.id == 0 {
 		return
 	}
-	if rc, err := c.nc.(syscall.Conn).SyscallConn(); err == nil {
-		rc.Control(func(fd uintptr) {
-			epollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), 0)
-		})
-	}
-	delete(p.conns, c.pollID)
-	c.pollID = 0
+	c.poll.rc.Control(func(fd uintptr) {
+		epollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), 0)
+	})
+	delete(p.conns, c.poll.id)
+	c.poll.id = 0
 	p.stopIfIdle()
+}
+
+// notify starts a read of c, or asks the running one to drain again.
+func (c *Conn) notify() {
+	for {
+		switch c.poll.state.Load() {
+		case readIdle:
+			if c.poll.state.CompareAndSwap(readIdle, reading) {
+				c.goFn(c.poll.read)
+				return
+			}
+		case reading:
+			if c.poll.state.CompareAndSwap(reading, readAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// readable drains c, again while events came in meanwhile.
+func (c *Conn) readable() {
+	buf := getReadBuffer()
+	defer putReadBuffer(buf)
+	for c.drain(*buf) {
+		if c.poll.state.CompareAndSwap(reading, readIdle) {
+			return
+		}
+		c.poll.state.Store(reading)
+	}
+}
+
+// drain reads until the socket has nothing more. It reports whether the
+// connection goes on.
+func (c *Conn) drain(buf []byte) bool {
+	for {
+		var n int
+		var rerr error
+		err := c.poll.rc.Read(func(fd uintptr) bool {
+			n, rerr = syscall.Read(int(fd), buf)
+			return true // never wait: the poller says when to read
+		})
+		switch {
+		case err != nil: // closed here
+			return c.received(nil, err)
+		case rerr == syscall.EAGAIN:
+			return true
+		case rerr == syscall.EINTR:
+			continue
+		case rerr != nil:
+			return c.received(nil, os.NewSyscallError("read", rerr))
+		case n == 0:
+			return c.received(nil, io.EOF)
+		}
+		if !c.received(buf[:n], nil) {
+			return false
+		}
+		if n < len(buf) {
+			// Drained: whatever arrives later raises a new edge.
+			return true
+		}
+	}
 }
 
 func newPoller() (*poller, error) {
@@ -148,6 +209,7 @@ func (p *poller) stopIfIdle() {
 
 func (p *poller) run() {
 	events := make([]syscall.EpollEvent, 256)
+	ready := make([]*Conn, 0, len(events))
 	for {
 		var n int
 		var werr error
@@ -161,15 +223,18 @@ func (p *poller) run() {
 		if werr != nil {
 			panic(fmt.Sprintf("websocket: epoll_wait: %v", werr)) // only a bug gets here
 		}
+		polling.Lock()
 		for _, ev := range events[:n] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			polling.Lock()
-			c := p.conns[id]
-			polling.Unlock()
-			if c != nil {
-				c.goFn(c.read)
+			if c := p.conns[uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32]; c != nil {
+				ready = append(ready, c)
 			}
 		}
+		polling.Unlock()
+		for i, c := range ready {
+			c.notify()
+			ready[i] = nil
+		}
+		ready = ready[:0]
 	}
 }
 

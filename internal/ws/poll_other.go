@@ -4,6 +4,7 @@ package ws
 
 // Without epoll every served connection is read by its own goroutine.
 
+type pollState struct{}
+
 func watch(c *Conn) bool { return false }
-func rearm(c *Conn)      {}
 func unwatch(c *Conn)    {}

@@ -39,15 +39,29 @@ func (c *Conn) writeFrame(first byte, payload []byte) error {
 func (c *Conn) write(w *writeBatch) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if w.size <= flatLimit {
+		// Small batches are copied into one buffer: a plain write costs
+		// the kernel less than a vector of small pieces.
+		for _, b := range w.bufs {
+			w.flat = append(w.flat, b...)
+		}
+		_, err := c.nc.Write(w.flat)
+		return err
+	}
 	bufs := w.bufs // WriteTo consumes its receiver; keep w.bufs whole
 	_, err := bufs.WriteTo(c.nc)
 	return err
 }
 
+// flatLimit is the largest batch copied into one buffer before writing.
+const flatLimit = 2048
+
 // writeBatch gathers frame headers and payloads for one vectored write.
 type writeBatch struct {
 	hdrs []byte // the headers, back to back
 	bufs net.Buffers
+	size int    // bytes in bufs
+	flat []byte // a small batch in one piece
 }
 
 func (w *writeBatch) add(first byte, payload []byte) {
@@ -56,6 +70,7 @@ func (w *writeBatch) add(first byte, payload []byte) {
 	// still holds their bytes.
 	w.hdrs = appendHeader(w.hdrs, first, len(payload))
 	w.bufs = append(w.bufs, w.hdrs[start:])
+	w.size += len(w.hdrs) - start + len(payload)
 	if len(payload) > 0 {
 		w.bufs = append(w.bufs, payload)
 	}
@@ -75,6 +90,6 @@ func putWriteBatch(w *writeBatch) {
 		return // let an unusually large batch go
 	}
 	clear(w.bufs)
-	w.hdrs, w.bufs = w.hdrs[:0], w.bufs[:0]
+	w.hdrs, w.bufs, w.size, w.flat = w.hdrs[:0], w.bufs[:0], 0, w.flat[:0]
 	writeBatches.Put(w)
 }
