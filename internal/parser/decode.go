@@ -1,12 +1,14 @@
 package parser
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Decoding errors. Every error returned by a Decoder wraps one of them.
@@ -208,8 +210,26 @@ func jsonKind(data []byte) byte {
 // validEventName reports whether the first element of the JSON array data is
 // a usable event name: a number, or a string that is not reserved.
 func validEventName(data []byte) bool {
+	if first, err := firstElement(data); err == nil {
+		if plain, ok := plainString(first); ok {
+			return len(plain) <= MaxEventLen && !reservedEvents[string(plain)] // no copy
+		}
+	}
 	name, ok := EventName(data)
 	return ok && len(name) <= MaxEventLen && !reservedEvents[name]
+}
+
+// plainString returns the contents of a valid JSON string token that has
+// no escape sequence, as most event names are.
+func plainString(tok []byte) ([]byte, bool) {
+	if len(tok) < 2 || tok[0] != '"' {
+		return nil, false
+	}
+	inner := tok[1 : len(tok)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		return nil, false // escapes to decode, or bytes to replace
+	}
+	return inner, true
 }
 
 // EventName returns the event name of an EVENT payload: its first element, a
@@ -221,6 +241,9 @@ func EventName(data []byte) (string, bool) {
 	}
 	switch c := first[0]; {
 	case c == '"':
+		if plain, ok := plainString(first); ok {
+			return string(plain), true
+		}
 		var s string
 		if json.Unmarshal(first, &s) != nil {
 			return "", false

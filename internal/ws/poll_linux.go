@@ -45,6 +45,13 @@ type pollState struct {
 	rc    syscall.RawConn
 	read  func()       // c.readable, bound once
 	state atomic.Int32 // readIdle, reading or readAgain
+
+	// One non-blocking read(2), bound once with its arguments and results
+	// so that reading allocates nothing.
+	readFn func(fd uintptr) bool
+	buf    []byte
+	n      int
+	err    error
 }
 
 const (
@@ -75,6 +82,10 @@ func watch(c *Conn) bool {
 		return false
 	}
 	c.poll.rc, c.poll.read = rc, c.readable
+	c.poll.readFn = func(fd uintptr) bool {
+		c.poll.n, c.poll.err = syscall.Read(int(fd), c.poll.buf)
+		return true // never wait: the poller says when to read
+	}
 
 	polling.Lock()
 	defer polling.Unlock()
@@ -153,12 +164,10 @@ func (c *Conn) readable() {
 // connection goes on.
 func (c *Conn) drain(buf []byte) bool {
 	for {
-		var n int
-		var rerr error
-		err := c.poll.rc.Read(func(fd uintptr) bool {
-			n, rerr = syscall.Read(int(fd), buf)
-			return true // never wait: the poller says when to read
-		})
+		c.poll.buf = buf
+		err := c.poll.rc.Read(c.poll.readFn)
+		n, rerr := c.poll.n, c.poll.err
+		c.poll.buf, c.poll.err = nil, nil
 		switch {
 		case err != nil: // closed here
 			return c.received(nil, err)
@@ -210,13 +219,14 @@ func (p *poller) stopIfIdle() {
 func (p *poller) run() {
 	events := make([]syscall.EpollEvent, 256)
 	ready := make([]*Conn, 0, len(events))
+	var n int
+	var werr error
+	wait := func(fd uintptr) bool {
+		n, werr = syscall.EpollWait(int(fd), events, 0)
+		return n > 0 || werr != nil && werr != syscall.EINTR
+	}
 	for {
-		var n int
-		var werr error
-		err := p.rc.Read(func(fd uintptr) bool {
-			n, werr = syscall.EpollWait(int(fd), events, 0)
-			return n > 0 || werr != nil && werr != syscall.EINTR
-		})
+		err := p.rc.Read(wait)
 		if err != nil {
 			return // closed by stopIfIdle
 		}
