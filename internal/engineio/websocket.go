@@ -17,7 +17,6 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request) (*ws.Conn, err
 	return ws.Accept(w, r, ws.AcceptOptions{
 		MaxMessageSize: srv.opts.MaxPayload,
 		Compression:    srv.opts.Compression,
-		Go:             srv.pool.Go,
 	})
 }
 

@@ -19,9 +19,6 @@ type AcceptOptions struct {
 	// Compression offers permessage-deflate (without context takeover) to
 	// clients that ask for it.
 	Compression bool
-	// Go runs a read of a connection that has bytes waiting; nil starts a
-	// goroutine. Reads of one connection never overlap.
-	Go func(func())
 	// NoPoller keeps a goroutine reading each connection instead of the
 	// process-wide poller.
 	NoPoller bool

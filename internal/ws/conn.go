@@ -24,7 +24,6 @@ const closeWait = 2 * time.Second
 // serialised.
 type Conn struct {
 	nc      net.Conn
-	goFn    func(func())
 	deflate bool
 	rd      parser
 	queued  []Message // read before Serve and not yet returned
@@ -48,10 +47,7 @@ func newConn(nc net.Conn, opts AcceptOptions, deflate bool) *Conn {
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = 1e6
 	}
-	c := &Conn{nc: nc, goFn: opts.Go, deflate: deflate}
-	if c.goFn == nil {
-		c.goFn = func(f func()) { go f() }
-	}
+	c := &Conn{nc: nc, deflate: deflate}
 	c.rd.maxSize = opts.MaxMessageSize
 	c.rd.deflate = deflate
 	c.noPoller = opts.NoPoller
@@ -115,7 +111,7 @@ func (c *Conn) Serve(onMessage func(Message), onClose func(error)) {
 		}
 	case !c.noPoller && watch(c):
 	default:
-		c.goFn(c.readLoop)
+		go c.readLoop()
 	}
 }
 

@@ -4,15 +4,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
+
+	"github.com/rallyhq/rally/internal/gopool"
 )
 
 // The poller watches every served connection of the process with one epoll
 // instance, so that a connection waiting for its client costs no goroutine
 // (and no stack) and no read buffer. When a connection has bytes waiting,
-// the poller's goroutine hands a read to the connection's Go function, which
+// the poller's goroutine hands a read to one of its pooled workers, which
 // reads with non-blocking system calls until the socket is drained.
 //
 // Registrations are edge-triggered and stay armed. A per-connection state
@@ -33,18 +38,19 @@ import (
 // leave closes it, which ends its goroutine.
 
 type poller struct {
-	epfd  int
-	file  *os.File         // epfd, for the runtime's poller
-	rc    syscall.RawConn  // of file
-	conns map[uint64]*Conn // by id
+	epfd    int
+	file    *os.File         // epfd, for the runtime's poller
+	rc      syscall.RawConn  // of file
+	conns   map[uint64]*Conn // by id
+	workers *gopool.Pool     // reads
 }
 
 // pollState is what a watched Conn holds for the poller.
 type pollState struct {
 	id    uint64 // 0 when not watched
 	rc    syscall.RawConn
-	read  func()       // c.readable, bound once
 	state atomic.Int32 // readIdle, reading or readAgain
+	hup   atomic.Bool  // the peer hung up: read to the end
 
 	// One non-blocking read(2), bound once with its arguments and results
 	// so that reading allocates nothing.
@@ -81,7 +87,7 @@ func watch(c *Conn) bool {
 	if err != nil {
 		return false
 	}
-	c.poll.rc, c.poll.read = rc, c.readable
+	c.poll.rc = rc
 	c.poll.readFn = func(fd uintptr) bool {
 		c.poll.n, c.poll.err = syscall.Read(int(fd), c.poll.buf)
 		return true // never wait: the poller says when to read
@@ -129,22 +135,38 @@ func unwatch(c *Conn) {
 	p.stopIfIdle()
 }
 
-// notify starts a read of c, or asks the running one to drain again.
-func (c *Conn) notify() {
+// notify reports whether a read of c is to start, or asks the running one
+// to drain again.
+func (c *Conn) notify() bool {
 	for {
 		switch c.poll.state.Load() {
 		case readIdle:
 			if c.poll.state.CompareAndSwap(readIdle, reading) {
-				c.goFn(c.poll.read)
-				return
+				return true
 			}
 		case reading:
 			if c.poll.state.CompareAndSwap(reading, readAgain) {
-				return
+				return false
 			}
 		default:
-			return
+			return false
 		}
+	}
+}
+
+// startReads drains the connections of one epoll_wait on the poller's
+// workers: as many as the Go scheduler runs at once, each taking its share
+// in turn, so that a busy poller does not pay a goroutine hand-off for
+// every connection.
+func (p *poller) startReads(conns []*Conn) {
+	workers := min(len(conns), runtime.GOMAXPROCS(0))
+	for w := range workers {
+		share := slices.Clone(conns[w*len(conns)/workers : (w+1)*len(conns)/workers])
+		p.workers.Go(func() {
+			for _, c := range share {
+				c.readable()
+			}
+		})
 	}
 }
 
@@ -183,8 +205,9 @@ func (c *Conn) drain(buf []byte) bool {
 		if !c.received(buf[:n], nil) {
 			return false
 		}
-		if n < len(buf) {
-			// Drained: whatever arrives later raises a new edge.
+		if n < len(buf) && !c.poll.hup.Load() {
+			// Drained: whatever arrives later raises a new edge. A
+			// hang-up raises none; then read on to the end of file.
 			return true
 		}
 	}
@@ -205,7 +228,8 @@ func newPoller() (*poller, error) {
 		file.Close()
 		return nil, err
 	}
-	return &poller{epfd: epfd, file: file, rc: rc, conns: make(map[uint64]*Conn)}, nil
+	return &poller{epfd: epfd, file: file, rc: rc, conns: make(map[uint64]*Conn),
+		workers: gopool.New(5 * time.Second)}, nil
 }
 
 // stopIfIdle stops the loop when no connection is left. polling is locked.
@@ -217,6 +241,7 @@ func (p *poller) stopIfIdle() {
 }
 
 func (p *poller) run() {
+	defer p.workers.Close(time.Second) // once stopped, reads still running end soon
 	events := make([]syscall.EpollEvent, 256)
 	ready := make([]*Conn, 0, len(events))
 	var n int
@@ -236,14 +261,21 @@ func (p *poller) run() {
 		polling.Lock()
 		for _, ev := range events[:n] {
 			if c := p.conns[uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32]; c != nil {
+				if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+					c.poll.hup.Store(true)
+				}
 				ready = append(ready, c)
 			}
 		}
 		polling.Unlock()
-		for i, c := range ready {
-			c.notify()
-			ready[i] = nil
+		start := ready[:0]
+		for _, c := range ready {
+			if c.notify() {
+				start = append(start, c)
+			}
 		}
+		p.startReads(start)
+		clear(ready)
 		ready = ready[:0]
 	}
 }
