@@ -77,8 +77,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts AcceptOptions) (*Conn, 
 		// The client did not wait for the response.
 		early, _ := brw.Reader.Peek(n)
 		if err := c.rd.feed(early, (*queueSink)(c)); err != nil {
-			c.fail(err)
-			return nil, err
+			c.fail(err) // reported after the messages before it
 		}
 	}
 	return c, nil

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Message is one data message: UTF-8 text, or binary when Binary is set.
@@ -67,22 +68,35 @@ func (c *Conn) ReadMessage(deadline time.Time) (Message, error) {
 		buf := getReadBuffer()
 		defer putReadBuffer(buf)
 		for len(c.queued) == 0 {
+			if err := c.endError(); err != nil {
+				return Message{}, err
+			}
 			n, err := c.nc.Read(*buf)
 			if ferr := c.rd.feed((*buf)[:n], (*queueSink)(c)); ferr != nil {
-				c.fail(ferr)
-				err = ferr
+				c.fail(ferr) // endError returns it once the queue is empty
+				continue
 			}
 			if err != nil && len(c.queued) == 0 {
 				return Message{}, err
-			}
-			if err != nil {
-				break
 			}
 		}
 	}
 	m := c.queued[0]
 	c.queued = c.queued[1:]
 	return m, nil
+}
+
+// endError returns what ended the connection, or nil while it is open.
+func (c *Conn) endError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.closed:
+		return nil
+	case c.closeErr != nil:
+		return c.closeErr
+	}
+	return ErrClosed
 }
 
 // Serve delivers every message from now on to onMessage, in order and one
@@ -240,9 +254,11 @@ func (c *Conn) CloseNow() {
 	c.stop(nil)
 }
 
-// Close sends a close frame with code and reason and closes the connection
-// once the peer answers, or after a short wait. It returns the write error,
-// if any.
+// Close sends a close frame with code and reason (cut to the 123 bytes a
+// close frame has room for) and closes the connection once the peer
+// answers, or after closeWait. It returns the write error, if any. It must
+// not be called from onMessage, which would keep the answer from being read
+// until closeWait has passed.
 func (c *Conn) Close(code int, reason string) error {
 	c.mu.Lock()
 	if c.closed || c.local {
@@ -270,6 +286,10 @@ func (c *Conn) Close(code int, reason string) error {
 }
 
 func closePayload(code int, reason string) []byte {
+	for len(reason) > maxControlLen-2 {
+		_, size := utf8.DecodeLastRuneInString(reason)
+		reason = reason[:len(reason)-size]
+	}
 	b := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
 	return append(b, reason...)
 }

@@ -116,6 +116,14 @@ func watch(c *Conn) bool {
 	}
 	c.poll.id = id
 	p.conns[id] = c // bytes already waiting are reported at once
+	if c.endError() != nil {
+		// Closed meanwhile: its unwatch may have come before the
+		// registration. Nothing is left to read.
+		rc.Control(func(fd uintptr) { epollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), 0) })
+		delete(p.conns, id)
+		c.poll.id = 0
+		p.stopIfIdle()
+	}
 	return true
 }
 

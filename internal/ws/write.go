@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"errors"
 	"net"
 	"sync"
 )
@@ -39,6 +40,14 @@ func (c *Conn) writeFrame(first byte, payload []byte) error {
 func (c *Conn) write(w *writeBatch) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	err := c.writeLocked(w)
+	if err != nil && (errors.Is(err, net.ErrClosed) || c.endError() != nil) {
+		return ErrClosed
+	}
+	return err
+}
+
+func (c *Conn) writeLocked(w *writeBatch) error {
 	if w.size <= flatLimit {
 		// Small batches are copied into one buffer: a plain write costs
 		// the kernel less than a vector of small pieces.
