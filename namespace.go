@@ -266,12 +266,13 @@ func (n *Namespace) abandon(s *Socket) {
 	for room := range s.rooms {
 		n.leaveLocked(s, room)
 	}
+	s.abandoned = true
 }
 
 func (n *Namespace) join(s *Socket, rooms []string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if socketState(s.state.Load()) == stateClosed {
+	if s.abandoned {
 		return
 	}
 	for _, room := range rooms {

@@ -72,6 +72,10 @@ type Socket struct {
 
 	state atomic.Int32        // socketState; changes under nsp.mu
 	rooms map[string]struct{} // guarded by nsp.mu
+	// abandoned is set, under nsp.mu, once the socket left its rooms for
+	// good; until then, a socket that disconnected still joins rooms, as
+	// its OnConnect handlers may when the client leaves at once.
+	abandoned bool
 
 	mu       sync.Mutex
 	handlers map[string]*callback.Func
@@ -290,7 +294,8 @@ func (s *Socket) resolveAck(p *parser.Packet) {
 	fn(Reply{args: args, attachments: p.Attachments})
 }
 
-// Join adds the socket to rooms. A disconnected socket joins nothing.
+// Join adds the socket to rooms. Once the socket has disconnected and its
+// OnDisconnect handlers have run, it joins nothing.
 func (s *Socket) Join(rooms ...string) { s.nsp.join(s, rooms) }
 
 // Leave removes the socket from rooms; leaving a room it is not in does
