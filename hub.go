@@ -138,18 +138,16 @@ type Hub struct {
 type tracker struct {
 	mu   sync.Mutex
 	n    int
-	idle chan struct{}
+	idle chan struct{} // made by a Wait, closed when n drops to 0
 }
 
 func (t *tracker) Add(delta int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.n == 0 {
-		t.idle = make(chan struct{})
-	}
 	t.n += delta
-	if t.n == 0 {
+	if t.n == 0 && t.idle != nil {
 		close(t.idle)
+		t.idle = nil
 	}
 }
 
@@ -161,6 +159,9 @@ func (t *tracker) Wait(ctx context.Context) error {
 	if t.n == 0 {
 		t.mu.Unlock()
 		return nil
+	}
+	if t.idle == nil {
+		t.idle = make(chan struct{})
 	}
 	idle := t.idle
 	t.mu.Unlock()
