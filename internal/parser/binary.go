@@ -374,7 +374,7 @@ func Unmarshal(raw json.RawMessage, attachments [][]byte, dst any) error {
 		}
 	}
 
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return json.Unmarshal(raw, dst) // its syntax error; Decode below stops after one value
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

@@ -156,7 +156,7 @@ func decodeText(s []byte) (*Packet, int, error) {
 
 	if i < len(s) {
 		p.Data = json.RawMessage(s[i:])
-		if !json.Valid(p.Data) {
+		if !validJSON(p.Data) {
 			return nil, 0, ErrInvalidPayload
 		}
 	}
@@ -280,7 +280,7 @@ func numberName(text []byte) (string, bool) {
 // (another server's): a JSON array led by a usable event name, whose
 // placeholders all refer to one of n attachments.
 func ValidateEvent(data json.RawMessage, n int) error {
-	if !json.Valid(data) || jsonKind(data) != '[' || !validEventName(data) {
+	if !validJSON(data) || jsonKind(data) != '[' || !validEventName(data) {
 		return ErrInvalidPayload
 	}
 	if n > 0 {
