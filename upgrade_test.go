@@ -14,12 +14,17 @@ import (
 
 // streamer emits numbered events until the connection has been on
 // websocket for `after` more events, then reports how many it sent on
-// polling and in all.
+// polling and in all. Past the first few thousand it slows down to one
+// event per 100 µs, so that what the upgrade takes does not turn into a
+// flood the other side needs long to read.
 func stream(emit func(i int) error, transport func() string, after int) (onPolling, total int) {
 	sinceUpgrade := -1
 	for i := 0; ; i++ {
 		if err := emit(i); err != nil {
 			return onPolling, i
+		}
+		if i >= 5000 {
+			time.Sleep(100 * time.Microsecond)
 		}
 		if transport() == rally.TransportWebSocket {
 			sinceUpgrade++

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -431,6 +432,10 @@ func (e *engine) writeLoop() {
 			}
 			frames := e.queue
 			e.queue = nil
+			if e.transport == TransportPolling {
+				n := pollBatch(frames, e.hs.MaxPayload)
+				frames, e.queue = frames[:n:n], frames[n:]
+			}
 			e.writing = true
 			transport, ws := e.transport, e.ws
 			e.mu.Unlock()
@@ -460,6 +465,30 @@ func (e *engine) writeLoop() {
 			}
 		}
 	}
+}
+
+// pollBatch returns how many of frames fit in one POST payload of at most
+// max bytes, and at least one: the official client, too, splits what it
+// sends by the maxPayload of the handshake. Zero max means no limit.
+func pollBatch(frames []engineio.Frame, max int64) int {
+	if max <= 0 {
+		return len(frames)
+	}
+	var size int64
+	for i, f := range frames {
+		n := int64(len(f.Data))
+		if f.Binary {
+			n = 1 + int64(base64.StdEncoding.EncodedLen(len(f.Data)))
+		}
+		if i > 0 {
+			n++ // the separator
+			if size+n > max {
+				return i
+			}
+		}
+		size += n
+	}
+	return len(frames)
 }
 
 func (e *engine) isClosed() bool {
