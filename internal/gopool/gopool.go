@@ -31,9 +31,16 @@ func New(idleTime time.Duration) *Pool {
 	return &Pool{idleTime: idleTime, done: make(chan struct{})}
 }
 
-// Go runs task on an idle goroutine of the pool, or a new one.
+// Go runs task on an idle goroutine of the pool, or a new one. After
+// Close, the task still runs, on a goroutine of its own that the pool does
+// not keep.
 func (p *Pool) Go(task func()) {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		go task()
+		return
+	}
 	if n := len(p.idle); n > 0 {
 		ch := p.idle[n-1]
 		p.idle = p.idle[:n-1]
@@ -106,7 +113,7 @@ func index(chs []chan func(), ch chan func()) int {
 
 // Close makes idle goroutines exit now and busy ones once their task
 // returns, and waits for them until timeout; it reports whether they all
-// exited. Go must not be called after Close.
+// exited.
 func (p *Pool) Close(timeout time.Duration) bool {
 	p.mu.Lock()
 	if !p.closed {

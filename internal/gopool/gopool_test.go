@@ -84,3 +84,20 @@ func TestCloseWaitsForBusy(t *testing.T) {
 		t.Fatal("the busy goroutine did not exit")
 	}
 }
+
+func TestGoAfterClose(t *testing.T) {
+	p := New(time.Minute)
+	p.Go(func() {})
+	if !p.Close(time.Second) {
+		t.Fatal("Close timed out")
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		p.Go(wg.Done) // runs, and does not disturb the closed pool
+	}
+	wg.Wait()
+	if !p.Close(time.Second) {
+		t.Fatal("second Close timed out")
+	}
+}
