@@ -32,9 +32,11 @@ import (
 const waitTimeout = 10 * time.Second
 
 // The transport modes, as RALLY_TRANSPORT values for the scripts:
-// "default" starts on polling and upgrades to websocket, the others set
-// the client's transports option to that one transport.
-var interopModes = []string{"default", "websocket", "polling"}
+// "default" starts on polling and upgrades to websocket, "websocket" and
+// "polling" set the client's transports option to that one transport, and
+// "deflate" is websocket only with permessage-deflate on (the client offers
+// it; the server accepts it only with Options.Compression).
+var interopModes = []string{"default", "websocket", "polling", "deflate"}
 
 var interopScenarios = []struct {
 	name string
@@ -87,6 +89,10 @@ func startInterop(t *testing.T, mode string, opts *rally.Options, wrap func(http
 	if opts != nil {
 		o = *opts
 	}
+	if mode == "deflate" {
+		o.Compression = true
+		wrap = requireDeflateOffer(t, wrap)
+	}
 	o.OnError = func(s *rally.Socket, err error) { srv.addErr(err.Error()) }
 	o.Logger = slog.New(slog.NewTextHandler(errWriter{srv}, nil))
 	srv.hub = rally.NewHub(&o)
@@ -107,6 +113,24 @@ func startInterop(t *testing.T, mode string, opts *rally.Options, wrap func(http
 	t.Cleanup(ts.Close)
 	t.Cleanup(srv.hub.Close)
 	return srv
+}
+
+// requireDeflateOffer wraps the handler so that the test fails unless every
+// websocket handshake offered permessage-deflate: the mode would prove
+// nothing if the client did not ask for compression.
+func requireDeflateOffer(t *testing.T, wrap func(http.Handler) http.Handler) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if wrap != nil {
+			next = wrap(next)
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("transport") == rally.TransportWebSocket &&
+				!strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+				t.Errorf("websocket handshake without a permessage-deflate offer: %q", r.Header.Get("Sec-WebSocket-Extensions"))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func (s *interopServer) addErr(msg string) {
@@ -258,7 +282,10 @@ func assertTransports(t *testing.T, p *nodetest.Process, mode string) {
 			sid, tr := l.Text("sid"), l.Text("transport")
 			sids[sid] = true
 			want := mode
-			if mode == "default" {
+			switch mode {
+			case "deflate":
+				want = "websocket"
+			case "default":
 				// A socket joining an upgraded connection starts there.
 				want = "polling"
 				if upgraded[sid] {

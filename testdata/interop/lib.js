@@ -5,8 +5,9 @@
 // Environment:
 //   RALLY_URL        the server's base URL, e.g. http://127.0.0.1:41234
 //   RALLY_TRANSPORT  "default" (polling, then upgrade to websocket),
-//                    "websocket" (transports: ['websocket']) or
-//                    "polling" (transports: ['polling'])
+//                    "websocket" (transports: ['websocket']),
+//                    "polling" (transports: ['polling']) or
+//                    "deflate" (websocket only; the server compresses)
 //
 // Output: one JSON object per stdout line, with an "event" key. Binary
 // values are printed as {"$buffer": "<hex>"} when they are Node Buffers and
@@ -21,7 +22,7 @@ if (!url) {
   throw new Error('RALLY_URL is not set');
 }
 const mode = process.env.RALLY_TRANSPORT || 'default';
-if (!['default', 'websocket', 'polling'].includes(mode)) {
+if (!['default', 'websocket', 'polling', 'deflate'].includes(mode)) {
   throw new Error(`unknown RALLY_TRANSPORT ${mode}`);
 }
 
@@ -77,7 +78,7 @@ function dec(v) {
 // options returns the client options of the transport mode, plus extra.
 function options(extra) {
   const o = {};
-  if (mode === 'websocket') o.transports = ['websocket'];
+  if (mode === 'websocket' || mode === 'deflate') o.transports = ['websocket'];
   if (mode === 'polling') o.transports = ['polling'];
   return Object.assign(o, extra);
 }
