@@ -66,4 +66,3 @@ func TestHandlerWaitsForItsOwnClient(t *testing.T) {
 		})
 	}
 }
-
