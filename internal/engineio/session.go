@@ -63,7 +63,7 @@ type Session struct {
 	queuedBytes   int64   // size of what Send queued since the queue was last taken
 	spare         []Frame // reused backing array for queue
 	ws            *ws.Conn
-	writing       bool   // a websocket writer goroutine runs
+	writing       bool   // a websocket write runs: writeLoop, pooled or in SendReply
 	write         func() // s.writeLoop, kept to start writers without allocating
 	poll          pollState
 	upgrading     bool

@@ -154,8 +154,8 @@ func (s *Session) endUpgrade(conn *ws.Conn) bool {
 }
 
 // serveWebSocket hands every message of conn to the session until either
-// ends. Reads run on the server's pool when bytes arrive; no goroutine
-// waits for an idle client.
+// ends. On Linux, reads run on the websocket poller's workers when bytes
+// arrive; no goroutine waits for an idle client.
 func (s *Session) serveWebSocket(conn *ws.Conn) {
 	conn.Serve(func(m ws.Message) {
 		if m.Binary {

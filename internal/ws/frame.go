@@ -26,14 +26,12 @@ const (
 
 // Close status codes (RFC 6455 §7.4.1) used by this package.
 const (
-	StatusNormalClosure   = 1000
-	StatusGoingAway       = 1001
-	StatusProtocolError   = 1002
-	StatusNoStatus        = 1005
-	StatusInvalidData     = 1007
-	StatusPolicyViolation = 1008
-	StatusMessageTooBig   = 1009
-	StatusInternalError   = 1011
+	StatusNormalClosure = 1000
+	StatusGoingAway     = 1001
+	StatusProtocolError = 1002
+	StatusNoStatus      = 1005
+	StatusInvalidData   = 1007
+	StatusMessageTooBig = 1009
 )
 
 const (
