@@ -174,7 +174,11 @@ func (t *tracker) Wait(ctx context.Context) error {
 }
 
 // NewHub returns a Hub with the given options; nil means all defaults.
-func NewHub(opts *Options) *Hub {
+func NewHub(opts *Options) *Hub { return newHub(opts, false) }
+
+// newHub is NewHub; with noPoller every websocket is read by a goroutine
+// of its own, as where epoll is not available (tests run both modes).
+func newHub(opts *Options, noPoller bool) *Hub {
 	h := &Hub{namespaces: make(map[string]*Namespace), conns: make(map[*conn]struct{}), pool: gopool.New(5 * time.Second)}
 	if opts != nil {
 		h.opts = *opts
@@ -204,6 +208,7 @@ func NewHub(opts *Options) *Hub {
 		AllowCredentials: h.opts.AllowCredentials,
 		Compression:      h.opts.Compression,
 		AllowRequest:     h.opts.AllowRequest,
+		NoPoller:         noPoller,
 		NewSession:       h.newConn,
 	})
 	h.main = h.Of("/")

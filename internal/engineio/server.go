@@ -52,6 +52,9 @@ type Options struct {
 
 	// Compression offers permessage-deflate on websockets.
 	Compression bool
+	// NoPoller reads every websocket on a goroutine of its own instead of
+	// the process-wide epoll poller (tests run both modes).
+	NoPoller bool
 
 	// AllowRequest, when set, vets every handshake request. A non-nil error
 	// refuses it with code 4 (Forbidden) and the error's text.

@@ -17,6 +17,7 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request) (*ws.Conn, err
 	return ws.Accept(w, r, ws.AcceptOptions{
 		MaxMessageSize: srv.opts.MaxPayload,
 		Compression:    srv.opts.Compression,
+		NoPoller:       srv.opts.NoPoller,
 	})
 }
 
