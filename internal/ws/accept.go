@@ -22,6 +22,9 @@ type AcceptOptions struct {
 	// NoPoller keeps a goroutine reading each connection instead of the
 	// process-wide poller.
 	NoPoller bool
+	// WriteTimeout fails a write that makes no progress for this long;
+	// zero means no limit.
+	WriteTimeout time.Duration
 }
 
 // websocketGUID is appended to the client's key to form the accept key

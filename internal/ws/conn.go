@@ -3,8 +3,10 @@ package ws
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -18,21 +20,33 @@ type Message struct {
 // closeWait bounds how long Close waits for the peer's close frame.
 const closeWait = 2 * time.Second
 
+// replyWait bounds the write of a close frame that answers the peer or
+// reports its protocol error.
+const replyWait = time.Second
+
+// hangUpCheck is how often a paused connection read by its own goroutine
+// checks whether the peer went away.
+const hangUpCheck = 250 * time.Millisecond
+
 // Conn is a server-side WebSocket connection.
 //
 // Before Serve, ReadMessage reads messages one at a time. Serve hands every
 // later message to a callback. Writes may come from any goroutine; they are
-// serialised.
+// serialised. The reading side never writes: pongs and close replies are
+// written by goroutines of their own, so that a client that does not read
+// cannot hold up the reads of others.
 type Conn struct {
-	nc      net.Conn
-	deflate bool
-	rd      parser
-	queued  []Message // read before Serve and not yet returned
+	nc           net.Conn
+	deflate      bool
+	writeTimeout time.Duration
+	rd           parser
+	queued       []Message // read before Serve and not yet returned
 
 	onMessage func(Message)
 	onClose   func(error)
 	noPoller  bool
-	poll      pollState // the poller's bookkeeping
+	poll      pollState   // the poller's bookkeeping
+	paused    atomic.Bool // Pause was called and Resume not yet
 
 	wmu sync.Mutex // serialises writes
 
@@ -42,13 +56,17 @@ type Conn struct {
 	reported bool          // onClose was called
 	stopped  chan struct{} // made by Close, closed when reading stops
 	closeErr error         // what ended reading
+	resume   chan struct{} // made by Pause, closed by Resume or the end
+	pong     []byte        // payload of the last ping not yet answered
+	pongDue  bool          // a pong is to be written
+	ponging  bool          // a goroutine writes pongs
 }
 
 func newConn(nc net.Conn, opts AcceptOptions, deflate bool) *Conn {
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = 1e6
 	}
-	c := &Conn{nc: nc, deflate: deflate}
+	c := &Conn{nc: nc, deflate: deflate, writeTimeout: opts.WriteTimeout}
 	c.rd.maxSize = opts.MaxMessageSize
 	c.rd.deflate = deflate
 	c.noPoller = opts.NoPoller
@@ -134,6 +152,67 @@ func (c *Conn) Serve(onMessage func(Message), onClose func(error)) {
 func (c *Conn) readLoop() {
 	buf := make([]byte, 4096)
 	for c.readOnce(buf) {
+		if c.paused.Load() && !c.waitResumed() {
+			return
+		}
+	}
+}
+
+// Pause stops reading once the bytes already read are handed on: the
+// client's further messages wait in the socket's buffers, and TCP slows the
+// client down. The end of the connection is still noticed while paused.
+func (c *Conn) Pause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.resume != nil {
+		return
+	}
+	c.resume = make(chan struct{})
+	c.paused.Store(true)
+}
+
+// Resume reads again after Pause.
+func (c *Conn) Resume() {
+	c.mu.Lock()
+	if c.resume == nil {
+		c.mu.Unlock()
+		return
+	}
+	close(c.resume)
+	c.resume = nil
+	c.paused.Store(false)
+	c.mu.Unlock()
+	restartReads(c)
+}
+
+// waitResumed waits, on a connection read by its own goroutine, until
+// reading resumes. It reports false when the connection ended meanwhile,
+// a hang-up of the peer included.
+func (c *Conn) waitResumed() bool {
+	var t *time.Timer
+	for {
+		c.mu.Lock()
+		resume, closed := c.resume, c.closed
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return false
+		case resume == nil:
+			return true
+		}
+		if t == nil {
+			t = time.NewTimer(hangUpCheck)
+			defer t.Stop()
+		}
+		select {
+		case <-resume:
+		case <-t.C:
+			if hungUp(c.nc) {
+				c.stop(io.EOF)
+				return false
+			}
+			t.Reset(hangUpCheck)
+		}
 	}
 }
 
@@ -169,7 +248,7 @@ func (c *Conn) message(binary bool, data []byte) error {
 func (c *Conn) control(op byte, payload []byte) error {
 	switch op {
 	case opPing:
-		return c.writeFrame(finBit|opPong, payload) // the same payload back
+		c.queuePong(payload)
 	case opClose:
 		ce, err := parseClose(payload)
 		if err != nil {
@@ -178,16 +257,66 @@ func (c *Conn) control(op byte, payload []byte) error {
 		c.mu.Lock()
 		replied := c.local
 		c.mu.Unlock()
-		if !replied {
-			var reply []byte
-			if ce.Code != StatusNoStatus {
-				reply = binary.BigEndian.AppendUint16(nil, uint16(ce.Code))
-			}
-			c.writeFrame(finBit|opClose, reply)
+		if replied {
+			return ce
 		}
-		return ce
+		var reply []byte
+		if ce.Code != StatusNoStatus {
+			reply = binary.BigEndian.AppendUint16(nil, uint16(ce.Code))
+		}
+		return &closeReply{payload: reply, err: ce}
 	}
 	return nil // pongs need nothing
+}
+
+// closeReply ends reading with err once the close frame with payload has
+// been written back.
+type closeReply struct {
+	payload []byte
+	err     error
+}
+
+func (r *closeReply) Error() string { return r.err.Error() }
+func (r *closeReply) Unwrap() error { return r.err }
+
+// queuePong has the ping's payload sent back by a writer of its own. Pings
+// that arrive before it has written get one pong, for the latest (RFC 6455
+// §5.5.3), so a flood of pings costs one goroutine and 125 bytes.
+func (c *Conn) queuePong(payload []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.pong = append(c.pong[:0], payload...)
+	c.pongDue = true
+	start := !c.ponging
+	c.ponging = true
+	c.mu.Unlock()
+	if start {
+		go c.writePongs()
+	}
+}
+
+func (c *Conn) writePongs() {
+	var buf [maxControlLen]byte
+	for {
+		c.mu.Lock()
+		if !c.pongDue || c.closed {
+			c.ponging = false
+			c.mu.Unlock()
+			return
+		}
+		n := copy(buf[:], c.pong)
+		c.pongDue = false
+		c.mu.Unlock()
+		if c.writeFrame(finBit|opPong, buf[:n], c.writeTimeout) != nil {
+			c.mu.Lock()
+			c.ponging = false
+			c.mu.Unlock()
+			return
+		}
+	}
 }
 
 // queueSink keeps messages read before Serve for ReadMessage and Serve.
@@ -203,14 +332,37 @@ func (q *queueSink) control(op byte, payload []byte) error {
 }
 
 // fail ends the connection after a read error: a protocol violation is
-// answered with a close frame carrying its code first.
+// answered with a close frame carrying its code first, and so is the
+// peer's close frame. Once serving, the close frame is written by a
+// goroutine of its own: the reading side does not wait for the client.
 func (c *Conn) fail(err error) {
+	var reply []byte
+	var cr *closeReply
 	var pe *ProtocolError
-	if errors.As(err, &pe) {
-		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		c.writeFrame(finBit|opClose, closePayload(pe.Code, ""))
+	switch {
+	case errors.As(err, &cr):
+		reply, err = cr.payload, cr.err
+		if reply == nil {
+			reply = []byte{}
+		}
+	case errors.As(err, &pe):
+		reply = closePayload(pe.Code, "")
+	default:
+		c.stop(err)
+		return
 	}
-	c.stop(err)
+	finish := func() {
+		c.writeFrame(finBit|opClose, reply, replyWait)
+		c.stop(err)
+	}
+	c.mu.Lock()
+	serving := c.onMessage != nil
+	c.mu.Unlock()
+	if serving {
+		go finish()
+	} else {
+		finish()
+	}
 }
 
 // stop closes the connection once and reports err to onClose unless the
@@ -223,6 +375,10 @@ func (c *Conn) stop(err error) {
 	}
 	c.closed = true
 	c.closeErr = err
+	if c.resume != nil {
+		close(c.resume) // a paused reader sees the end
+		c.resume = nil
+	}
 	stopped, report := c.stopped, c.reportLocked()
 	c.mu.Unlock()
 	unwatch(c)
@@ -271,8 +427,7 @@ func (c *Conn) Close(code int, reason string) error {
 	c.stopped = stopped
 	c.mu.Unlock()
 
-	c.nc.SetWriteDeadline(time.Now().Add(closeWait))
-	err := c.writeFrame(finBit|opClose, closePayload(code, reason))
+	err := c.writeFrame(finBit|opClose, closePayload(code, reason), closeWait)
 	if err == nil && serving {
 		t := time.NewTimer(closeWait)
 		select {

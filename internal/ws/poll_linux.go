@@ -3,6 +3,7 @@ package ws
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/rallyhq/rally/internal/gopool"
 )
@@ -182,43 +184,136 @@ func (p *poller) startReads(conns []*Conn) {
 func (c *Conn) readable() {
 	buf := getReadBuffer()
 	defer putReadBuffer(buf)
-	for c.drain(*buf) {
-		if c.poll.state.CompareAndSwap(reading, readIdle) {
+	for {
+		switch c.drain(*buf) {
+		case drainStopped:
 			return
+		case drainYield:
+			// Still marked reading: the connection takes its turn
+			// again behind the others.
+			scheduleRead(c)
+			return
+		case drainPaused:
+			if c.poll.hup.Load() {
+				c.stop(io.EOF) // what the peer sent before leaving is not wanted
+				return
+			}
+			c.poll.state.Store(readIdle)
+			if c.paused.Load() || !c.notify() {
+				return // Resume starts the next read
+			}
+			// Resumed meanwhile, and no other read started: go on.
+		case drainEmpty:
+			if c.poll.state.CompareAndSwap(reading, readIdle) {
+				return
+			}
+			c.poll.state.Store(reading)
 		}
-		c.poll.state.Store(reading)
 	}
 }
 
-// drain reads until the socket has nothing more. It reports whether the
-// connection goes on.
-func (c *Conn) drain(buf []byte) bool {
+// How a drain ended.
+const (
+	drainEmpty   = iota // the socket has nothing more for now
+	drainStopped        // the connection ended
+	drainPaused         // Pause was called
+	drainYield          // the turn's budget was spent; more is waiting
+)
+
+// readBudget bounds what one connection reads in one turn, so that a client
+// that keeps sending cannot keep a worker from the other connections.
+const readBudget = 256 << 10
+
+// drain reads until the socket has nothing more, the turn's budget is
+// spent or reading is paused.
+func (c *Conn) drain(buf []byte) int {
+	budget := readBudget
 	for {
+		if c.paused.Load() {
+			return drainPaused
+		}
+		if budget <= 0 {
+			return drainYield
+		}
 		c.poll.buf = buf
 		err := c.poll.rc.Read(c.poll.readFn)
 		n, rerr := c.poll.n, c.poll.err
 		c.poll.buf, c.poll.err = nil, nil
 		switch {
 		case err != nil: // closed here
-			return c.received(nil, err)
+			c.received(nil, err)
+			return drainStopped
 		case rerr == syscall.EAGAIN:
-			return true
+			return drainEmpty
 		case rerr == syscall.EINTR:
 			continue
 		case rerr != nil:
-			return c.received(nil, os.NewSyscallError("read", rerr))
+			c.received(nil, os.NewSyscallError("read", rerr))
+			return drainStopped
 		case n == 0:
-			return c.received(nil, io.EOF)
+			c.received(nil, io.EOF)
+			return drainStopped
 		}
 		if !c.received(buf[:n], nil) {
-			return false
+			return drainStopped
 		}
-		if n < len(buf) && !c.poll.hup.Load() {
+		budget -= n
+		if n < len(buf) && !c.poll.hup.Load() && !c.paused.Load() {
 			// Drained: whatever arrives later raises a new edge. A
 			// hang-up raises none; then read on to the end of file.
-			return true
+			return drainEmpty
 		}
 	}
+}
+
+// scheduleRead runs a read of c, already marked reading, on a worker.
+func scheduleRead(c *Conn) {
+	polling.Lock()
+	p := polling.p
+	polling.Unlock()
+	if p == nil {
+		return // no longer watched: it was closed
+	}
+	p.workers.Go(c.readable)
+}
+
+// restartReads reads c again after Resume, if the poller watches it.
+func restartReads(c *Conn) {
+	polling.Lock()
+	watched := c.poll.id != 0
+	polling.Unlock()
+	if watched && c.notify() {
+		scheduleRead(c)
+	}
+}
+
+// hungUp reports whether the peer of a TCP connection closed its side,
+// even though bytes it sent before are still unread.
+func hungUp(nc net.Conn) bool {
+	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = u.NetConn() // a TLS connection
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	// The first byte of struct tcp_info is the connection's state.
+	const tcpClose, tcpCloseWait = 7, 8
+	var state byte
+	rc.Control(func(fd uintptr) {
+		var info [8]byte
+		size := uint32(len(info))
+		_, _, errno := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if errno == 0 {
+			state = info[0]
+		}
+	})
+	return state == tcpClose || state == tcpCloseWait
 }
 
 func newPoller() (*poller, error) {

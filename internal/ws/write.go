@@ -3,14 +3,17 @@ package ws
 import (
 	"errors"
 	"net"
+	"os"
 	"sync"
+	"time"
 )
 
 // WriteMessages writes msgs in order with as few system calls as the
 // operating system allows (one writev for up to 512 messages). Message
 // bytes are not copied, so one payload may go to many connections. With
 // compression negotiated, messages of compressThreshold bytes or more are
-// compressed.
+// compressed. A write that makes no progress for AcceptOptions.WriteTimeout
+// fails with os.ErrDeadlineExceeded; the connection is then unusable.
 func (c *Conn) WriteMessages(msgs ...Message) error {
 	w := getWriteBatch()
 	defer putWriteBatch(w)
@@ -26,40 +29,67 @@ func (c *Conn) WriteMessages(msgs ...Message) error {
 		}
 		w.add(first, data)
 	}
-	return c.write(w)
+	return c.write(w, c.writeTimeout)
 }
 
-// writeFrame writes one frame, a control frame for instance.
-func (c *Conn) writeFrame(first byte, payload []byte) error {
+// writeFrame writes one frame, a control frame for instance, failing after
+// stall without progress.
+func (c *Conn) writeFrame(first byte, payload []byte, stall time.Duration) error {
 	w := getWriteBatch()
 	defer putWriteBatch(w)
 	w.add(first, payload)
-	return c.write(w)
+	return c.write(w, stall)
 }
 
-func (c *Conn) write(w *writeBatch) error {
+func (c *Conn) write(w *writeBatch, stall time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	err := c.writeLocked(w)
+	err := c.writeLocked(w, stall)
 	if err != nil && (errors.Is(err, net.ErrClosed) || c.endError() != nil) {
 		return ErrClosed
 	}
 	return err
 }
 
-func (c *Conn) writeLocked(w *writeBatch) error {
+// writeLocked writes the batch. With stall set, the write may go on as long
+// as it makes progress, and fails once stall passes without any.
+func (c *Conn) writeLocked(w *writeBatch, stall time.Duration) error {
 	if w.size <= flatLimit {
 		// Small batches are copied into one buffer: a plain write costs
 		// the kernel less than a vector of small pieces.
 		for _, b := range w.bufs {
 			w.flat = append(w.flat, b...)
 		}
-		_, err := c.nc.Write(w.flat)
-		return err
+		flat := w.flat
+		for {
+			c.setWriteDeadline(stall)
+			n, err := c.nc.Write(flat)
+			if !madeProgress(err, n) {
+				return err
+			}
+			flat = flat[n:]
+		}
 	}
 	bufs := w.bufs // WriteTo consumes its receiver; keep w.bufs whole
-	_, err := bufs.WriteTo(c.nc)
-	return err
+	for {
+		c.setWriteDeadline(stall)
+		n, err := bufs.WriteTo(c.nc)
+		if !madeProgress(err, int(n)) {
+			return err
+		}
+	}
+}
+
+func (c *Conn) setWriteDeadline(stall time.Duration) {
+	if stall > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(stall))
+	}
+}
+
+// madeProgress reports whether a write that returned err after n bytes is
+// to go on: it timed out, but only after writing something.
+func madeProgress(err error, n int) bool {
+	return err != nil && n > 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // flatLimit is the largest batch copied into one buffer before writing.
