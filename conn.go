@@ -3,6 +3,8 @@ package rally
 import (
 	"fmt"
 	"maps"
+	"net"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -14,8 +16,9 @@ import (
 // conn is the Socket.IO side of one Engine.IO session: it decodes packets
 // and routes them to the sockets it holds, one per connected namespace.
 type conn struct {
-	hub  *Hub
-	sess *engineio.Session
+	hub       *Hub
+	sess      *engineio.Session
+	handshake Handshake // of the first request, shared by every socket
 
 	dec parser.Decoder // used only from OnMessage, which the engine serializes
 
@@ -23,11 +26,23 @@ type conn struct {
 	sockets      map[string]*Socket // by namespace name, connecting or connected
 	closed       bool
 	connectTimer *time.Timer
+
+	in inbound
+}
+
+// inbound counts the events read from the client and not yet handled. When
+// they reach the hub's limits, the engine stops reading the client until
+// half of them have been handled.
+type inbound struct {
+	mu     sync.Mutex
+	events int
+	bytes  int64
+	paused bool
 }
 
 // newConn is the engine's NewSession hook.
-func (h *Hub) newConn(sess *engineio.Session) engineio.Handler {
-	c := &conn{hub: h, sess: sess, sockets: make(map[string]*Socket)}
+func (h *Hub) newConn(sess *engineio.Session, r *http.Request) engineio.Handler {
+	c := &conn{hub: h, sess: sess, sockets: make(map[string]*Socket), handshake: newHandshake(r)}
 	if !h.addConn(c) {
 		return nil // shutting down: the handshake is refused
 	}
@@ -81,7 +96,12 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 			c.abort(ReasonForcedServerClose)
 			return
 		}
-		s.enqueue(func() { s.dispatch(p) })
+		size := p.Size()
+		c.hold(size)
+		s.enqueue(func() {
+			s.dispatch(p)
+			c.release(size)
+		})
 	case parser.Ack, parser.BinaryAck:
 		if s == nil || !s.isConnected() {
 			c.abort(ReasonForcedServerClose)
@@ -117,6 +137,50 @@ func (c *conn) connect(p *parser.Packet) {
 	c.sockets[n.name] = s
 	c.mu.Unlock()
 	s.enqueue(s.runConnect)
+}
+
+// hold counts an event read and waiting to be handled, and pauses reading
+// once the waiting events reach the hub's limits.
+func (c *conn) hold(size int64) {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
+	c.in.events++
+	c.in.bytes += size
+	if !c.in.paused && (c.in.events >= c.hub.opts.MaxPendingEvents || c.in.bytes >= c.hub.opts.MaxPendingBytes) {
+		c.in.paused = true
+		c.sess.PauseReading() // under c.in.mu: pauses and resumes stay in order
+	}
+}
+
+// release counts an event handled (or dropped), and resumes reading once
+// half of the limits is free again.
+func (c *conn) release(size int64) {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
+	c.in.events--
+	c.in.bytes -= size
+	if c.in.paused && c.in.events <= c.hub.opts.MaxPendingEvents/2 && c.in.bytes <= c.hub.opts.MaxPendingBytes/2 {
+		c.in.paused = false
+		c.sess.ResumeReading()
+	}
+}
+
+// newHandshake takes what Handshake exposes from the first request of a
+// connection; the query is parsed once for all its sockets.
+func newHandshake(r *http.Request) Handshake {
+	addr := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
+	}
+	return Handshake{
+		Header:      r.Header,
+		Host:        r.Host,
+		Query:       r.URL.Query(),
+		Address:     addr,
+		Secure:      r.TLS != nil,
+		CrossOrigin: r.Header.Get("Origin") != "",
+		URL:         r.URL.RequestURI(),
+	}
 }
 
 // forget removes a socket that left or failed to connect.

@@ -50,12 +50,38 @@ type Options struct {
 	// client may send, in bytes (1e6). Larger websocket messages close the
 	// connection (status 1009); larger POST bodies get 413.
 	MaxHTTPBufferSize int64
-	// MaxQueuedBytes bounds what may wait to be written to one client
-	// (4 MiB). A client that falls further behind, such as one that stopped
-	// reading, is disconnected with ReasonQueueFull rather than let its
-	// queue grow: memory stays bounded and other clients are not slowed.
-	// Volatile emits are dropped instead of queued. Negative means no limit.
+	// MaxQueuedBytes bounds what may wait to be written to one client, the
+	// write in progress included (16 × MaxHTTPBufferSize: a burst of
+	// sixteen messages of the largest size). A client that falls further
+	// behind, such as one that stopped reading, is disconnected with
+	// ReasonQueueFull rather than let its queue grow: memory stays bounded
+	// and other clients are not slowed. That is the choice for everything
+	// that must arrive; what may be lost instead is sent with Volatile(),
+	// which drops a packet rather than queue it behind others. Negative
+	// means no limit.
 	MaxQueuedBytes int64
+	// WriteTimeout closes a connection whose writes make no progress for
+	// this long: a client that stopped reading while it keeps answering
+	// pings (10s). Negative means no limit.
+	WriteTimeout time.Duration
+
+	// MaxPendingEvents and MaxPendingBytes bound the events read from one
+	// connection (all its namespaces) that wait to be handled, in number
+	// (256) and in bytes of arguments (MaxHTTPBufferSize). When either is
+	// reached, the client is no longer read until half of them have been
+	// handled: a websocket is left unread, so TCP holds the client back,
+	// and a polling POST is answered once its packets have been taken.
+	// A client that sends faster than its handlers run is slowed down,
+	// not buffered. A handler that waits for an ack from its own client
+	// while that client has this many events waiting waits until its
+	// context ends: answer such events from a goroutine of their own.
+	MaxPendingEvents int
+	MaxPendingBytes  int64
+	// MaxHeaderBytes bounds the request line and headers of every request
+	// the hub serves (16 KiB, the official server's limit); larger ones are
+	// answered 431 Request Header Fields Too Large. Negative means no
+	// limit. http.Server.MaxHeaderBytes bounds what is read before that.
+	MaxHeaderBytes int
 
 	// Transports lists the enabled transports, TransportPolling and
 	// TransportWebSocket; nil enables both.
@@ -191,6 +217,15 @@ func newHub(opts *Options, noPoller bool) *Hub {
 	if h.opts.ConnectTimeout <= 0 {
 		h.opts.ConnectTimeout = 45 * time.Second
 	}
+	if h.opts.MaxHTTPBufferSize <= 0 {
+		h.opts.MaxHTTPBufferSize = 1e6
+	}
+	if h.opts.MaxPendingEvents <= 0 {
+		h.opts.MaxPendingEvents = 256
+	}
+	if h.opts.MaxPendingBytes <= 0 {
+		h.opts.MaxPendingBytes = h.opts.MaxHTTPBufferSize
+	}
 	h.log = h.opts.Logger
 	if h.log == nil {
 		h.log = slog.Default()
@@ -201,6 +236,8 @@ func newHub(opts *Options, noPoller bool) *Hub {
 		UpgradeTimeout:   h.opts.UpgradeTimeout,
 		MaxPayload:       h.opts.MaxHTTPBufferSize,
 		MaxQueuedBytes:   h.opts.MaxQueuedBytes,
+		WriteTimeout:     h.opts.WriteTimeout,
+		MaxHeaderBytes:   h.opts.MaxHeaderBytes,
 		Transports:       h.opts.Transports,
 		DisableUpgrades:  h.opts.DisableUpgrades,
 		Cookie:           h.opts.Cookie,

@@ -649,26 +649,52 @@ func TestShutdownDoesNotWaitForIdlePolls(t *testing.T) {
 	}
 }
 
-func TestContextLivesThroughOnDisconnect(t *testing.T) {
+// A socket's context ends at the disconnect: a handler still running sees
+// it, and so do the OnDisconnect handlers, which keep its values.
+func TestContextCanceledAtDisconnect(t *testing.T) {
+	type key struct{}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
 			hub := rally.NewHub(nil)
-			errs := make(chan error, 1)
-			ctxs := make(chan context.Context, 1)
-			hub.OnDisconnect(func(s *rally.Socket, reason string) {
-				errs <- s.Context().Err()
-				ctxs <- s.Context()
+			started := make(chan struct{})
+			sawCancel := make(chan bool, 1)
+			hub.On("wait", func(s *rally.Socket) {
+				close(started)
+				select {
+				case <-s.Context().Done():
+					sawCancel <- true
+				case <-time.After(5 * time.Second):
+					sawCancel <- false
+				}
 			})
-			srv := sockettest.NewServer(t, hub)
-			c := srv.Dial(t, "/", mode.opts)
-			c.Close()
-			if err := <-errs; err != nil {
-				t.Fatalf("context in OnDisconnect: %v", err)
+			type seen struct {
+				err   error
+				value any
 			}
-			select {
-			case <-(<-ctxs).Done():
-			case <-time.After(5 * time.Second):
-				t.Fatal("context not canceled after OnDisconnect")
+			inDisconnect := make(chan seen, 1)
+			hub.OnDisconnect(func(s *rally.Socket, reason string) {
+				inDisconnect <- seen{s.Context().Err(), s.Context().Value(key{})}
+			})
+			withValue := func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), key{}, "v")))
+				})
+			}
+			ts := httptest.NewServer(withValue(hub))
+			t.Cleanup(func() { hub.Close(); ts.Close() })
+			srv := &sockettest.Server{Server: ts, Hub: hub}
+			c := srv.Dial(t, "/", mode.opts)
+			c.Emit("wait")
+			<-started
+			start := time.Now()
+			c.Close()
+			if !<-sawCancel {
+				t.Fatal("the running handler's context was not canceled at the disconnect")
+			}
+			t.Logf("handler saw the cancel %v after the client closed", time.Since(start))
+			got := <-inDisconnect
+			if got.err != context.Canceled || got.value != "v" {
+				t.Fatalf("context in OnDisconnect: err %v, value %v; want canceled, with the request's value", got.err, got.value)
 			}
 		})
 	}

@@ -121,9 +121,12 @@ func (n *Namespace) OnConnect(fn func(s *Socket)) {
 
 // OnDisconnect registers a function called when a socket disconnects, with
 // the reason (one of the Reason constants). It runs on the socket's
-// goroutine after the handlers of earlier events; the socket no longer
-// receives anything but is still in its rooms, so s.Rooms() lists them and
-// s.To(room) reaches the others.
+// goroutine after the handler running at the disconnect, if any; events
+// that were still waiting are dropped, and nothing of the socket runs after
+// its OnDisconnect handlers. The socket no longer receives anything but is
+// still in its rooms, so s.Rooms() lists them and s.To(room) reaches the
+// others. s.Context() is already canceled; use
+// context.WithoutCancel(s.Context()) for work that needs its values.
 func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
 	n.hmu.Lock()
 	defer n.hmu.Unlock()

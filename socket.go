@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -86,7 +85,8 @@ type Socket struct {
 }
 
 // Handshake holds the details of the request that opened a connection and
-// of the CONNECT packet that joined the namespace.
+// of the CONNECT packet that joined the namespace. The sockets of one
+// connection share its Header and Query: treat them as read-only.
 type Handshake struct {
 	// Header holds the headers of the connection's first HTTP request.
 	Header http.Header
@@ -120,34 +120,21 @@ func (h *Handshake) DecodeAuth(v any) error {
 }
 
 func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
-	r := c.sess.Request()
-	addr := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		addr = host
-	}
-	// The socket's context outlives the connection until its OnDisconnect
-	// handlers have run; it keeps the request's values.
+	// The socket's context ends when the socket disconnects, not with
+	// the connection; it keeps the request's values.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.sess.Context()))
+	hs := c.handshake // Header and Query are shared with the connection's other sockets
+	hs.Auth, hs.Issued = auth, time.Now()
 	s := &Socket{
-		id:   engineio.NewID(),
-		nsp:  n,
-		conn: c,
-		handshake: &Handshake{
-			Header:      r.Header,
-			Host:        r.Host,
-			Query:       r.URL.Query(),
-			Auth:        auth,
-			Address:     addr,
-			Secure:      r.TLS != nil,
-			CrossOrigin: r.Header.Get("Origin") != "",
-			URL:         r.URL.RequestURI(),
-			Issued:      time.Now(),
-		},
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
-		rooms:  make(map[string]struct{}),
-		queue:  serial.Queue{Start: n.hub.startDispatch, Done: n.hub.dispatchDone},
+		id:        engineio.NewID(),
+		nsp:       n,
+		conn:      c,
+		handshake: &hs,
+		ctx:       ctx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		rooms:     make(map[string]struct{}),
+		queue:     serial.Queue{Start: n.hub.startDispatch, Done: n.hub.dispatchDone},
 	}
 	return s
 }
@@ -164,7 +151,9 @@ func (s *Socket) Handshake() *Handshake { return s.handshake }
 
 // Context returns a context that carries the values of the handshake
 // request's context (those set by HTTP middleware) and is canceled when
-// the socket has disconnected and its OnDisconnect handlers have returned.
+// the socket disconnects, so that handlers still running can stop. Work
+// that must outlive the socket, such as what an OnDisconnect handler does,
+// can keep the values with context.WithoutCancel(s.Context()).
 func (s *Socket) Context() context.Context { return s.ctx }
 
 // Transport returns the name of the connection's current transport.
@@ -388,8 +377,12 @@ func (s *Socket) refuse(err error) {
 	s.finish()
 }
 
-// dispatch calls the handler of an EVENT packet and answers its ack.
+// dispatch calls the handler of an EVENT packet and answers its ack. The
+// events of a socket that has disconnected are dropped.
 func (s *Socket) dispatch(p *parser.Packet) {
+	if !s.isConnected() {
+		return
+	}
 	elems, err := parser.SplitArray(p.Data)
 	if err != nil || len(elems) == 0 {
 		return // the decoder validated the payload
@@ -457,6 +450,7 @@ func (s *Socket) close(reason string, sendPacket bool) {
 	}
 	s.conn.forget(s)
 	close(s.done)
+	s.cancel()
 	if !wasConnected {
 		s.nsp.abandon(s)
 		s.finish()

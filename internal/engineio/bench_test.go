@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync"
@@ -138,7 +139,7 @@ func BenchmarkSessionFanout(b *testing.B) {
 			var sessions []*engineio.Session
 			srv := engineio.NewServer(engineio.Options{
 				Transports: []string{engineio.TransportWebSocket},
-				NewSession: func(s *engineio.Session) engineio.Handler {
+				NewSession: func(s *engineio.Session, _ *http.Request) engineio.Handler {
 					mu.Lock()
 					sessions = append(sessions, s)
 					mu.Unlock()

@@ -63,7 +63,7 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts Options) *testServer {
 	ts := &testServer{}
-	opts.NewSession = func(s *Session) Handler {
+	opts.NewSession = func(s *Session, _ *http.Request) Handler {
 		e := &echo{s: s, closed: make(chan struct{})}
 		ts.mu.Lock()
 		ts.sessions = append(ts.sessions, e)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // pollState is the long-polling side of a session.
@@ -30,7 +31,7 @@ func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
 		upgrades = append(upgrades, TransportWebSocket)
 	}
 	srv.setCookie(w, s.id)
-	writePayload(w, r, []Frame{s.openPacket(upgrades)})
+	writePayload(w, r, []Frame{s.openPacket(upgrades)}, srv.opts.WriteTimeout)
 	s.startHeartbeat()
 }
 
@@ -82,10 +83,13 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.poll.get = nil
 	var frames []Frame
+	var size int64
 	if s.transport != TransportPolling {
 		frames = []Frame{noopFrame}
 	} else {
-		frames, s.queue, s.queuedBytes = s.queue, nil, 0
+		frames, size = s.queue, s.queuedBytes
+		s.queue, s.queuedBytes = nil, 0
+		s.writingBytes += size // until the response is written
 	}
 	closed := false
 	if s.state == stateClosing {
@@ -97,7 +101,13 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	writePayload(w, r, frames)
+	err := writePayload(w, r, frames, s.srv.opts.WriteTimeout)
+	s.mu.Lock()
+	s.wroteLocked(size)
+	s.mu.Unlock()
+	if err != nil && !closed {
+		s.Abort(ReasonTransportError) // the client does not take its packets
+	}
 	if closed {
 		s.Abort(ReasonForcedClose)
 	}
@@ -141,7 +151,30 @@ func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		return
 	}
-	if err := DecodePayload(body, s.receive); err != nil {
+	// While the events read wait to be handled, reading stops: the next
+	// packet waits, and so does the response, which holds the client's
+	// next POST back.
+	stopped := false
+	err = DecodePayload(body, func(p Packet) {
+		if stopped {
+			return
+		}
+		if p.Type == Message && !s.waitReadable(r.Context()) {
+			stopped = true
+			return
+		}
+		// The packet is handled later: copy it out so that the body is
+		// not kept for it.
+		p.Data = bytes.Clone(p.Data)
+		s.receive(p)
+	})
+	if stopped {
+		if r.Context().Err() != nil {
+			s.Abort(ReasonTransportError) // the client gave up on its POST
+		}
+		return // a closed session answers nothing more
+	}
+	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		s.Abort(ReasonParseError)
 		return
@@ -159,8 +192,13 @@ const compressThreshold = 1024
 
 var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
-// writePayload answers a poll with frames as one payload.
-func writePayload(w http.ResponseWriter, r *http.Request, frames []Frame) {
+// writeChunk is how much of a poll response must go out within the write
+// timeout.
+const writeChunk = 64 << 10
+
+// writePayload answers a poll with frames as one payload. With stall set,
+// the response fails once a chunk of it takes longer than stall to write.
+func writePayload(w http.ResponseWriter, r *http.Request, frames []Frame, stall time.Duration) error {
 	body := AppendPayload(nil, frames)
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=UTF-8")
@@ -177,7 +215,21 @@ func writePayload(w http.ResponseWriter, r *http.Request, frames []Frame) {
 		h.Add("Vary", "Accept-Encoding")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.Write(body)
+	rc := http.NewResponseController(w)
+	for len(body) > 0 {
+		n := min(len(body), writeChunk)
+		if stall > 0 {
+			rc.SetWriteDeadline(time.Now().Add(stall)) // unsupported by some wrappers: then none
+		}
+		if _, err := w.Write(body[:n]); err != nil {
+			return err
+		}
+		body = body[n:]
+	}
+	if stall > 0 {
+		rc.SetWriteDeadline(time.Time{})
+	}
+	return nil
 }
 
 // acceptsGzip reports whether the request's Accept-Encoding lists gzip

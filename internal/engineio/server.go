@@ -26,10 +26,19 @@ type Options struct {
 	UpgradeTimeout time.Duration // default 10s
 	MaxPayload     int64         // bytes, default 1e6
 
-	// MaxQueuedBytes bounds what may wait to be written to one client; a
-	// client that falls further behind is disconnected (ReasonQueueFull).
-	// Zero means 4 MiB; negative means no limit.
+	// MaxQueuedBytes bounds what may wait to be written to one client,
+	// the write in progress included; a client that falls further behind
+	// is disconnected (ReasonQueueFull). Zero means 16 times MaxPayload;
+	// negative means no limit.
 	MaxQueuedBytes int64
+	// WriteTimeout fails a write to a client that makes no progress for
+	// this long (a websocket write, or a 64 KiB part of a poll response);
+	// the session is then closed. Zero means 10s; negative means no limit.
+	WriteTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers of every engine
+	// request; larger requests are answered 431, as the official server's
+	// HTTP parser does. Zero means 16 KiB; negative means no limit.
+	MaxHeaderBytes int
 
 	// Transports lists the enabled transports; nil enables both.
 	Transports []string
@@ -60,10 +69,12 @@ type Options struct {
 	// refuses it with code 4 (Forbidden) and the error's text.
 	AllowRequest func(r *http.Request) error
 
-	// NewSession is called for every new session, before anything is sent,
-	// and returns the handler of its messages, or nil to refuse the
-	// handshake. Required.
-	NewSession func(s *Session) Handler
+	// NewSession is called for every new session with its handshake
+	// request, before anything is sent, and returns the handler of its
+	// messages, or nil to refuse the handshake. The session keeps nothing
+	// of the request but its context's values: NewSession takes what else
+	// it needs. Required.
+	NewSession func(s *Session, r *http.Request) Handler
 }
 
 func (o *Options) setDefaults() {
@@ -80,7 +91,15 @@ func (o *Options) setDefaults() {
 		o.MaxPayload = 1e6
 	}
 	if o.MaxQueuedBytes == 0 {
-		o.MaxQueuedBytes = 4 << 20
+		o.MaxQueuedBytes = 16 * o.MaxPayload
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 10 * time.Second
+	} else if o.WriteTimeout < 0 {
+		o.WriteTimeout = 0
+	}
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = 16 << 10
 	}
 	if o.Transports == nil {
 		o.Transports = []string{TransportPolling, TransportWebSocket}
@@ -154,6 +173,11 @@ func isUpgrade(r *http.Request) bool {
 // ServeHTTP routes an Engine.IO request: handshake, polling GET and POST, or
 // websocket upgrade.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if limit := srv.opts.MaxHeaderBytes; limit > 0 && headerBytes(r) > limit {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
 	q := r.URL.Query()
 	transport := q.Get("transport")
 	upgrade := isUpgrade(r)
@@ -184,16 +208,19 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if sid := q.Get("sid"); sid != "" {
+		if !originOK {
+			// Every request of a session is checked, not only the
+			// handshake: a page of another origin that learnt a sid
+			// gets nothing, and the session is not disturbed.
+			fail(errForbidden, errForbidden.message)
+			return
+		}
 		s := srv.session(sid)
 		if s == nil {
 			fail(errSessionUnknown, errSessionUnknown.message)
 			return
 		}
 		if transport == TransportWebSocket && upgrade {
-			if !originOK {
-				fail(errForbidden, errForbidden.message)
-				return
-			}
 			srv.serveUpgrade(w, r, s)
 			return
 		}
@@ -242,7 +269,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // server. It returns nil when the server is closed.
 func (srv *Server) register(r *http.Request, transport string) *Session {
 	s := newSession(srv, r, transport)
-	if s.handler = srv.opts.NewSession(s); s.handler == nil {
+	if s.handler = srv.opts.NewSession(s, r); s.handler == nil {
 		s.cancel()
 		return nil
 	}
@@ -257,6 +284,19 @@ func (srv *Server) register(r *http.Request, transport string) *Session {
 		return nil
 	}
 	return s
+}
+
+// headerBytes is the size of r's request line and header fields as they
+// came on the wire, give or take the spaces around values.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	n += len("Host: ") + len(r.Host) + 2
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += len(name) + 2 + len(v) + 2
+		}
+	}
+	return n
 }
 
 // setCookie adds the configured session cookie to a handshake response.

@@ -44,11 +44,11 @@ const (
 )
 
 // Session is one Engine.IO session: a client identified by its sid, on one
-// transport at a time.
+// transport at a time. It keeps nothing of its handshake request but the
+// values of its context; NewSession takes what else it needs.
 type Session struct {
 	id      string
 	srv     *Server
-	req     *http.Request
 	ctx     context.Context
 	cancel  context.CancelFunc
 	handler Handler
@@ -61,6 +61,7 @@ type Session struct {
 	transport     string
 	queue         []Frame
 	queuedBytes   int64   // size of what Send queued since the queue was last taken
+	writingBytes  int64   // size of what was taken and is being written
 	spare         []Frame // reused backing array for queue
 	ws            *ws.Conn
 	writing       bool   // a websocket write runs: writeLoop, pooled or in SendReply
@@ -70,16 +71,14 @@ type Session struct {
 	heartbeat     *time.Timer
 	awaitingPong  bool
 	closeTimer    *time.Timer
+	readPaused    chan struct{} // made by PauseReading, closed by ResumeReading
 }
 
 func newSession(srv *Server, r *http.Request, transport string) *Session {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	req := r.Clone(ctx)
-	req.Body = http.NoBody
 	return &Session{
 		id:        NewID(),
 		srv:       srv,
-		req:       req,
 		ctx:       ctx,
 		cancel:    cancel,
 		transport: transport,
@@ -89,12 +88,61 @@ func newSession(srv *Server, r *http.Request, transport string) *Session {
 // ID returns the session id (sid).
 func (s *Session) ID() string { return s.id }
 
-// Request returns the handshake request. Its context carries the values of
-// the original request and is canceled when the session ends.
-func (s *Session) Request() *http.Request { return s.req }
-
-// Context is canceled when the session ends.
+// Context carries the values of the handshake request's context and is
+// canceled when the session ends.
 func (s *Session) Context() context.Context { return s.ctx }
+
+// PauseReading stops taking messages from the client until ResumeReading:
+// a websocket is no longer read (TCP holds the client back), and a polling
+// POST waits before its next packet, its response held.
+func (s *Session) PauseReading() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readPaused != nil || s.state == stateClosed {
+		return
+	}
+	s.readPaused = make(chan struct{})
+	if s.ws != nil {
+		s.ws.Pause()
+	}
+}
+
+// ResumeReading takes messages again after PauseReading.
+func (s *Session) ResumeReading() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readPaused == nil {
+		return
+	}
+	close(s.readPaused)
+	s.readPaused = nil
+	if s.ws != nil {
+		s.ws.Resume()
+	}
+}
+
+// waitReadable waits while reading is paused. It reports false when the
+// session or ctx (the request's) ended first.
+func (s *Session) waitReadable(ctx context.Context) bool {
+	for {
+		s.mu.Lock()
+		paused, open := s.readPaused, s.state != stateClosed
+		s.mu.Unlock()
+		if !open {
+			return false
+		}
+		if paused == nil {
+			return true
+		}
+		select {
+		case <-paused:
+		case <-ctx.Done():
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
 
 // Transport returns the name of the current transport.
 func (s *Session) Transport() string {
@@ -154,7 +202,7 @@ func (s *Session) send(frames []Frame, inline bool) error {
 	for _, f := range frames {
 		size += int64(len(f.Data)) + frameOverhead
 	}
-	if limit := s.srv.opts.MaxQueuedBytes; limit > 0 && s.queuedBytes+size > limit {
+	if limit := s.srv.opts.MaxQueuedBytes; limit > 0 && s.queuedBytes+s.writingBytes+size > limit {
 		// Closing takes the locks of the layers above, which the caller
 		// may hold (a broadcast in progress): close from a goroutine, and
 		// refuse further frames meanwhile.
@@ -231,14 +279,20 @@ func (s *Session) startWriterLocked() {
 }
 
 // takeQueueLocked returns the queued frames and empties the queue, reusing
-// the previous backing array.
-func (s *Session) takeQueueLocked() []Frame {
-	frames := s.queue
+// the previous backing array. Their size counts against MaxQueuedBytes
+// until the writer calls wroteLocked with it.
+func (s *Session) takeQueueLocked() ([]Frame, int64) {
+	frames, size := s.queue, s.queuedBytes
 	clear(s.spare)
 	s.queue, s.spare = s.spare[:0], frames
 	s.queuedBytes = 0
-	return frames
+	s.writingBytes += size
+	return frames, size
 }
+
+// wroteLocked accounts for frames of the given size taken by
+// takeQueueLocked and now written (or failed).
+func (s *Session) wroteLocked(size int64) { s.writingBytes -= size }
 
 // startHeartbeat schedules the first ping.
 func (s *Session) startHeartbeat() {
@@ -353,6 +407,10 @@ func (s *Session) Abort(reason string) {
 	}
 	s.state = stateClosed
 	s.queue, s.queuedBytes = nil, 0
+	if s.readPaused != nil {
+		close(s.readPaused) // a POST waiting to go on sees the end
+		s.readPaused = nil
+	}
 	if s.heartbeat != nil {
 		s.heartbeat.Stop()
 	}

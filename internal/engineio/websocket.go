@@ -18,6 +18,7 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request) (*ws.Conn, err
 		MaxMessageSize: srv.opts.MaxPayload,
 		Compression:    srv.opts.Compression,
 		NoPoller:       srv.opts.NoPoller,
+		WriteTimeout:   srv.opts.WriteTimeout,
 	})
 }
 
@@ -140,6 +141,9 @@ func (s *Session) endUpgrade(conn *ws.Conn) bool {
 	s.queue = slices.DeleteFunc(s.queue, isClose)
 	s.transport = TransportWebSocket
 	s.ws = conn
+	if s.readPaused != nil {
+		conn.Pause() // before Serve: nothing more is read
+	}
 	if s.poll.get != nil {
 		// A poll still pending is released by its handler, which sees
 		// that the session moved.
@@ -195,7 +199,7 @@ func (s *Session) writeLoop() {
 	s.mu.Unlock()
 	for {
 		s.mu.Lock()
-		frames := s.takeQueueLocked()
+		frames, size := s.takeQueueLocked()
 		if len(frames) == 0 {
 			s.writing = false
 			closing := s.state == stateClosing
@@ -207,12 +211,15 @@ func (s *Session) writeLoop() {
 			return
 		}
 		s.mu.Unlock()
-		if err := conn.WriteMessages(frames...); err != nil {
-			s.mu.Lock()
+		err := conn.WriteMessages(frames...)
+		s.mu.Lock()
+		s.wroteLocked(size)
+		if err != nil {
 			s.writing = false
 			s.mu.Unlock()
 			s.Abort(ReasonTransportError)
 			return
 		}
+		s.mu.Unlock()
 	}
 }

@@ -86,3 +86,13 @@ func (p *Packet) AppendText(b []byte) []byte {
 func (p *Packet) String() string {
 	return string(p.AppendText(nil))
 }
+
+// Size returns the bytes of the packet's data and attachments: what it
+// holds in memory, near enough.
+func (p *Packet) Size() int64 {
+	n := int64(len(p.Data))
+	for _, a := range p.Attachments {
+		n += int64(len(a))
+	}
+	return n
+}
