@@ -227,10 +227,14 @@ func parseClose(payload []byte) (*CloseError, error) {
 	return &CloseError{Code: code, Reason: string(reason)}, nil
 }
 
-// validCloseCode reports whether a peer may send code (RFC 6455 §7.4).
+// validCloseCode reports whether a peer may send code: 1000-1003 and
+// 1007-1011 (RFC 6455 §7.4.1), 1012-1014 (service restart, try again later,
+// bad gateway; registered since in the IANA WebSocket close code registry),
+// or 3000-4999 (libraries, frameworks and applications, §7.4.2). 1004 is
+// reserved, and 1005, 1006 and 1015 must never be sent in a close frame.
 func validCloseCode(code int) bool {
 	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011:
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
 		return true
 	case code >= 3000 && code <= 4999:
 		return true
