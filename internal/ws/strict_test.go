@@ -1,0 +1,96 @@
+package ws
+
+import (
+	"strings"
+	"testing"
+)
+
+// Strictness of the opening handshake: what RFC 6455 and RFC 7692 require
+// a server to refuse or decline, checked with hand-written requests.
+
+// deflateAccepted is the Sec-WebSocket-Extensions response to an accepted
+// permessage-deflate offer that does not limit the server's window.
+const deflateAccepted = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+// TestDeflateOffers checks the extension negotiated for each offer. An offer
+// RFC 7692 §7 says to decline is skipped for the next one; when none is
+// left the handshake still succeeds, without compression.
+func TestDeflateOffers(t *testing.T) {
+	tests := []struct {
+		name  string
+		offer string // Sec-WebSocket-Extensions; a newline starts another header line
+		want  string // Sec-WebSocket-Extensions of the response
+	}{
+		// Accepted.
+		{"no parameters", "permessage-deflate", deflateAccepted},
+		{"no context takeover either way", "permessage-deflate; client_no_context_takeover; server_no_context_takeover", deflateAccepted},
+		{"client_max_window_bits without value", "permessage-deflate; client_max_window_bits", deflateAccepted},
+		{"client_max_window_bits=8", "permessage-deflate; client_max_window_bits=8", deflateAccepted},
+		{"client_max_window_bits=15", "permessage-deflate; client_max_window_bits=15", deflateAccepted},
+		{"client_max_window_bits quoted", `permessage-deflate; client_max_window_bits="10"`, deflateAccepted},
+		{"client_max_window_bits quoted with an escape", `permessage-deflate; client_max_window_bits="1\2"`, deflateAccepted},
+		{"spaces around =", "permessage-deflate ; client_max_window_bits = 12", deflateAccepted},
+		{"all parameters a client may send", "permessage-deflate; client_no_context_takeover; server_no_context_takeover; client_max_window_bits=9", deflateAccepted},
+
+		// client_max_window_bits with an invalid value.
+		{"client_max_window_bits=7", "permessage-deflate; client_max_window_bits=7", ""},
+		{"client_max_window_bits=16", "permessage-deflate; client_max_window_bits=16", ""},
+		{"client_max_window_bits=0", "permessage-deflate; client_max_window_bits=0", ""},
+		{"client_max_window_bits=abc", "permessage-deflate; client_max_window_bits=abc", ""},
+		{"client_max_window_bits with a leading zero", "permessage-deflate; client_max_window_bits=09", ""},
+		{"client_max_window_bits with a sign", "permessage-deflate; client_max_window_bits=+9", ""},
+		{"client_max_window_bits=", "permessage-deflate; client_max_window_bits=", ""},
+		{"client_max_window_bits quoted empty", `permessage-deflate; client_max_window_bits=""`, ""},
+		{"client_max_window_bits quote unterminated", `permessage-deflate; client_max_window_bits="10`, ""},
+
+		// server_max_window_bits: compress/flate always uses 15 bits.
+		{"server_max_window_bits=14", "permessage-deflate; server_max_window_bits=14", ""},
+		{"server_max_window_bits=8", "permessage-deflate; server_max_window_bits=8", ""},
+		{"server_max_window_bits=16", "permessage-deflate; server_max_window_bits=16", ""},
+		{"server_max_window_bits=abc", "permessage-deflate; server_max_window_bits=abc", ""},
+		{"server_max_window_bits without value", "permessage-deflate; server_max_window_bits", ""},
+
+		// Context takeover parameters take no value.
+		{"server_no_context_takeover with a value", "permessage-deflate; server_no_context_takeover=1", ""},
+		{"client_no_context_takeover with a value", "permessage-deflate; client_no_context_takeover=true", ""},
+		{"client_no_context_takeover=", "permessage-deflate; client_no_context_takeover=", ""},
+		{"server_no_context_takeover quoted value", `permessage-deflate; server_no_context_takeover=""`, ""},
+
+		// A parameter more than once.
+		{"client_max_window_bits twice", "permessage-deflate; client_max_window_bits; client_max_window_bits=10", ""},
+		{"client_max_window_bits twice, same value", "permessage-deflate; client_max_window_bits=10; client_max_window_bits=10", ""},
+		{"server_no_context_takeover twice", "permessage-deflate; server_no_context_takeover; server_no_context_takeover", ""},
+		{"client_no_context_takeover twice", "permessage-deflate; client_no_context_takeover; server_no_context_takeover; client_no_context_takeover", ""},
+
+		// Unknown parameters and other extensions.
+		{"unknown parameter", "permessage-deflate; foo", ""},
+		{"unknown parameter with a value", "permessage-deflate; client_max_window_bits; foo=1", ""},
+		{"empty parameter", "permessage-deflate;", ""},
+		{"parameter names are case-sensitive", "permessage-deflate; Client_Max_Window_Bits", ""},
+		{"another extension", "x-webkit-deflate-frame", ""},
+
+		// Several offers: the first acceptable one is answered.
+		{"declined, then acceptable", "permessage-deflate; client_max_window_bits=7, permessage-deflate; client_max_window_bits", deflateAccepted},
+		{"declined twice, then acceptable", "permessage-deflate; foo, permessage-deflate; server_no_context_takeover=1, permessage-deflate", deflateAccepted},
+		{"another extension, then acceptable", "x-webkit-deflate-frame, permessage-deflate", deflateAccepted},
+		{"declined, then acceptable on another line", "permessage-deflate; server_max_window_bits=10\npermessage-deflate", deflateAccepted},
+		{"all declined", "permessage-deflate; client_max_window_bits=16, permessage-deflate; server_max_window_bits=9\npermessage-deflate; foo", ""},
+	}
+	ts := newTestServer(t, AcceptOptions{Compression: true})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var lines []string
+			for offer := range strings.SplitSeq(tt.offer, "\n") {
+				lines = append(lines, "Sec-WebSocket-Extensions: "+offer)
+			}
+			_, _, resp := rawDial(t, ts, lines, nil)
+			c := ts.accept(t)
+			if got := resp.Header.Values("Sec-WebSocket-Extensions"); len(got) > 1 || strings.Join(got, "") != tt.want {
+				t.Errorf("offer %q: Sec-WebSocket-Extensions %q, want %q", tt.offer, got, tt.want)
+			}
+			if c.deflate != (tt.want != "") {
+				t.Errorf("offer %q: server conn deflate = %v, want %v", tt.offer, c.deflate, tt.want != "")
+			}
+		})
+	}
+}
