@@ -23,7 +23,8 @@ const compressThreshold = 512
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
 
 // deflateResponse answers an accepted permessage-deflate offer: neither
-// side keeps context between messages.
+// side keeps context between messages. An offer's server_max_window_bits=15
+// adds "; server_max_window_bits=15".
 const deflateResponse = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 // negotiateDeflate returns the response extension for the first
@@ -56,6 +57,7 @@ func acceptDeflateOffer(offer string) (resp string, ok bool) {
 	if strings.TrimSpace(params[0]) != "permessage-deflate" {
 		return "", false
 	}
+	resp = deflateResponse
 	var seen [len(deflateOfferParams)]bool
 	for _, p := range params[1:] {
 		name, raw, hasValue := strings.Cut(p, "=")
@@ -80,12 +82,16 @@ func acceptDeflateOffer(offer string) (resp string, ok bool) {
 				return "", false
 			}
 		case "server_max_window_bits":
-			// Declined whatever its value: compress/flate always
-			// compresses with a 15-bit window.
-			return "", false
+			// compress/flate always compresses with a 15-bit window,
+			// so only a limit of 15 can be kept, and accepting it
+			// takes echoing it (§7.1.2.1).
+			if !hasValue || !valid || value != "15" {
+				return "", false
+			}
+			resp += "; server_max_window_bits=15"
 		}
 	}
-	return deflateResponse, true
+	return resp, true
 }
 
 // paramValue returns an extension parameter's value with the spaces around

@@ -43,7 +43,13 @@ func TestDeflateOffers(t *testing.T) {
 		{"client_max_window_bits quoted empty", `permessage-deflate; client_max_window_bits=""`, ""},
 		{"client_max_window_bits quote unterminated", `permessage-deflate; client_max_window_bits="10`, ""},
 
-		// server_max_window_bits: compress/flate always uses 15 bits.
+		// server_max_window_bits: compress/flate always uses 15 bits,
+		// and an accepted limit is echoed (RFC 7692 §7.1.2.1).
+		{"server_max_window_bits=15", "permessage-deflate; server_max_window_bits=15", deflateAccepted + "; server_max_window_bits=15"},
+		{"server_max_window_bits quoted 15", `permessage-deflate; server_max_window_bits="15"`, deflateAccepted + "; server_max_window_bits=15"},
+		{"server_max_window_bits=15 among the rest", "permessage-deflate; client_no_context_takeover; server_max_window_bits=15; server_no_context_takeover; client_max_window_bits=10", deflateAccepted + "; server_max_window_bits=15"},
+		{"server_max_window_bits=15 twice", "permessage-deflate; server_max_window_bits=15; server_max_window_bits=15", ""},
+		{"server_max_window_bits with a leading zero", "permessage-deflate; server_max_window_bits=015", ""},
 		{"server_max_window_bits=14", "permessage-deflate; server_max_window_bits=14", ""},
 		{"server_max_window_bits=8", "permessage-deflate; server_max_window_bits=8", ""},
 		{"server_max_window_bits=16", "permessage-deflate; server_max_window_bits=16", ""},
@@ -74,6 +80,9 @@ func TestDeflateOffers(t *testing.T) {
 		{"declined twice, then acceptable", "permessage-deflate; foo, permessage-deflate; server_no_context_takeover=1, permessage-deflate", deflateAccepted},
 		{"another extension, then acceptable", "x-webkit-deflate-frame, permessage-deflate", deflateAccepted},
 		{"declined, then acceptable on another line", "permessage-deflate; server_max_window_bits=10\npermessage-deflate", deflateAccepted},
+		{"declined, then server_max_window_bits=15", "permessage-deflate; server_max_window_bits=10, permessage-deflate; server_max_window_bits=15", deflateAccepted + "; server_max_window_bits=15"},
+		{"server_max_window_bits=15 first", "permessage-deflate; server_max_window_bits=15, permessage-deflate", deflateAccepted + "; server_max_window_bits=15"},
+		{"server_max_window_bits=15 second", "permessage-deflate, permessage-deflate; server_max_window_bits=15", deflateAccepted},
 		{"all declined", "permessage-deflate; client_max_window_bits=16, permessage-deflate; server_max_window_bits=9\npermessage-deflate; foo", ""},
 	}
 	ts := newTestServer(t, AcceptOptions{Compression: true})
