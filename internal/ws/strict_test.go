@@ -1,12 +1,92 @@
 package ws
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Strictness of the opening handshake: what RFC 6455 and RFC 7692 require
 // a server to refuse or decline, checked with hand-written requests.
+
+// The header lines of a valid handshake request.
+const (
+	upgradeLine    = "Upgrade: websocket"
+	connectionLine = "Connection: Upgrade"
+	keyLine        = "Sec-WebSocket-Key: " + sampleKey
+	versionLine    = "Sec-WebSocket-Version: 13"
+)
+
+// handshakeRequest writes a request for / with a Host header and lines.
+func handshakeRequest(method string, lines ...string) string {
+	return method + " / HTTP/1.1\r\nHost: example.com\r\n" + strings.Join(append(lines, "", ""), "\r\n")
+}
+
+// TestHandshakeRefused checks the status and headers answering a request
+// that is not a valid opening handshake, and the error of Accept.
+func TestHandshakeRefused(t *testing.T) {
+	tests := []struct {
+		name       string
+		request    string
+		wantStatus int
+		wantErr    string // in the response body and the error of Accept
+	}{
+		{"POST", handshakeRequest("POST", upgradeLine, connectionLine, keyLine, versionLine), http.StatusMethodNotAllowed, "POST"},
+		{"no Upgrade", handshakeRequest("GET", connectionLine, keyLine, versionLine), http.StatusUpgradeRequired, "Upgrade header"},
+		{"Upgrade to something else", handshakeRequest("GET", "Upgrade: h2c", connectionLine, keyLine, versionLine), http.StatusUpgradeRequired, "Upgrade header"},
+		{"no Connection", handshakeRequest("GET", upgradeLine, keyLine, versionLine), http.StatusUpgradeRequired, "Connection header"},
+		{"Connection without upgrade", handshakeRequest("GET", upgradeLine, "Connection: keep-alive", keyLine, versionLine), http.StatusUpgradeRequired, "Connection header"},
+		{"key not base64", handshakeRequest("GET", upgradeLine, connectionLine, "Sec-WebSocket-Key: not base64!", versionLine), http.StatusBadRequest, "Sec-WebSocket-Key"},
+		{"key of 15 bytes", handshakeRequest("GET", upgradeLine, connectionLine, "Sec-WebSocket-Key: MTIzNDU2Nzg5MDEyMzQ1", versionLine), http.StatusBadRequest, "Sec-WebSocket-Key"},
+		{"no key", handshakeRequest("GET", upgradeLine, connectionLine, versionLine), http.StatusBadRequest, "Sec-WebSocket-Key"},
+	}
+	ts := newTestServer(t, AcceptOptions{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nc, err := net.Dial("tcp", ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(waitLimit))
+			if _, err := io.WriteString(nc, tt.request); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+			if err != nil {
+				t.Fatalf("read the response: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("read the response body: %v", err)
+			}
+			if resp.StatusCode != tt.wantStatus || !strings.Contains(string(body), tt.wantErr) {
+				t.Errorf("answered %s %q, want %d and a body mentioning %q", resp.Status, body, tt.wantStatus, tt.wantErr)
+			}
+			if tt.wantStatus == http.StatusUpgradeRequired {
+				// RFC 6455 §4.2.2 and RFC 9110 §15.5.22.
+				if got := resp.Header.Values("Sec-WebSocket-Version"); len(got) != 1 || got[0] != "13" {
+					t.Errorf("426 with Sec-WebSocket-Version %q, want 13", got)
+				}
+				if !headerHasToken(resp.Header, "Upgrade", "websocket") || !headerHasToken(resp.Header, "Connection", "upgrade") {
+					t.Errorf("426 without Upgrade: websocket and Connection: Upgrade: %v", resp.Header)
+				}
+			}
+			select {
+			case err := <-ts.errs:
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Accept returned %v, want it to mention %q", err, tt.wantErr)
+				}
+			case <-time.After(waitLimit):
+				t.Error("Accept returned no error")
+			}
+		})
+	}
+}
 
 // deflateAccepted is the Sec-WebSocket-Extensions response to an accepted
 // permessage-deflate offer that does not limit the server's window.
