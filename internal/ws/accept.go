@@ -34,7 +34,10 @@ const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // Accept checks that r is a WebSocket opening handshake, takes over the
 // connection and answers 101 Switching Protocols with the headers already
 // set on w. A request that is not a valid handshake is answered with an
-// HTTP error, and the error says why.
+// HTTP error, and the error says why: 405 for a method other than GET, 426
+// Upgrade Required with "Sec-WebSocket-Version: 13" when the Connection or
+// Upgrade header does not ask for a websocket or the version is not 13
+// (RFC 6455 §4.2.2), 400 for an invalid Sec-WebSocket-Key.
 func Accept(w http.ResponseWriter, r *http.Request, opts AcceptOptions) (*Conn, error) {
 	key, status, err := checkHandshake(r)
 	if err != nil {
@@ -97,7 +100,7 @@ func checkHandshake(r *http.Request) (key string, status int, err error) {
 	case !headerHasToken(r.Header, "Upgrade", "websocket"):
 		return "", http.StatusUpgradeRequired, fmt.Errorf(`websocket: Upgrade header does not contain "websocket"`)
 	case r.Header.Get("Sec-WebSocket-Version") != "13":
-		return "", http.StatusBadRequest, fmt.Errorf("websocket: unsupported Sec-WebSocket-Version %q, want 13", r.Header.Get("Sec-WebSocket-Version"))
+		return "", http.StatusUpgradeRequired, fmt.Errorf("websocket: unsupported Sec-WebSocket-Version %q, want 13", r.Header.Get("Sec-WebSocket-Version"))
 	}
 	key = strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))
 	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
