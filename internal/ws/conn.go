@@ -46,7 +46,7 @@ type Conn struct {
 	onClose   func(error)
 	noPoller  bool
 	poll      pollState   // the poller's bookkeeping
-	paused    atomic.Bool // Pause was called and Resume not yet
+	paused    atomic.Bool // reading is paused, for one reason or more
 
 	wmu sync.Mutex // serialises writes
 
@@ -56,7 +56,8 @@ type Conn struct {
 	reported bool          // onClose was called
 	stopped  chan struct{} // made by Close, closed when reading stops
 	closeErr error         // what ended reading
-	resume   chan struct{} // made by Pause, closed by Resume or the end
+	pausedBy int           // why reading is paused: pauseByUser, pauseByPong
+	resume   chan struct{} // made by a pause, closed by its end or the connection's
 	pong     []byte        // payload of the last ping not yet answered
 	pongDue  bool          // a pong is to be written
 	ponging  bool          // a goroutine writes pongs
@@ -158,31 +159,53 @@ func (c *Conn) readLoop() {
 	}
 }
 
+// Why reading is paused.
+const (
+	pauseByUser = 1 << iota // Pause
+	pauseByPong             // a pong waits for the client to read
+)
+
 // Pause stops reading once the bytes already read are handed on: the
 // client's further messages wait in the socket's buffers, and TCP slows the
 // client down. The end of the connection is still noticed while paused.
 func (c *Conn) Pause() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.resume != nil {
-		return
-	}
-	c.resume = make(chan struct{})
-	c.paused.Store(true)
+	c.pauseLocked(pauseByUser)
 }
 
 // Resume reads again after Pause.
 func (c *Conn) Resume() {
 	c.mu.Lock()
-	if c.resume == nil {
-		c.mu.Unlock()
+	restart := c.resumeLocked(pauseByUser)
+	c.mu.Unlock()
+	if restart {
+		restartReads(c)
+	}
+}
+
+func (c *Conn) pauseLocked(reason int) {
+	if c.closed {
 		return
+	}
+	c.pausedBy |= reason
+	if c.resume == nil {
+		c.resume = make(chan struct{})
+		c.paused.Store(true)
+	}
+}
+
+// resumeLocked ends a pause for reason and reports whether reading is to
+// restart.
+func (c *Conn) resumeLocked(reason int) bool {
+	c.pausedBy &^= reason
+	if c.pausedBy != 0 || c.resume == nil {
+		return false
 	}
 	close(c.resume)
 	c.resume = nil
 	c.paused.Store(false)
-	c.mu.Unlock()
-	restartReads(c)
+	return true
 }
 
 // waitResumed waits, on a connection read by its own goroutine, until
@@ -281,7 +304,8 @@ func (r *closeReply) Unwrap() error { return r.err }
 
 // queuePong has the ping's payload sent back by a writer of its own. Pings
 // that arrive before it has written get one pong, for the latest (RFC 6455
-// §5.5.3), so a flood of pings costs one goroutine and 125 bytes.
+// §5.5.3), and reading pauses until that write is done: a client that
+// pings without reading its pongs is held back by TCP, like any other.
 func (c *Conn) queuePong(payload []byte) {
 	c.mu.Lock()
 	if c.closed {
@@ -291,6 +315,9 @@ func (c *Conn) queuePong(payload []byte) {
 	c.pong = append(c.pong[:0], payload...)
 	c.pongDue = true
 	start := !c.ponging
+	if !start {
+		c.pauseLocked(pauseByPong)
+	}
 	c.ponging = true
 	c.mu.Unlock()
 	if start {
@@ -302,14 +329,20 @@ func (c *Conn) writePongs() {
 	var buf [maxControlLen]byte
 	for {
 		c.mu.Lock()
-		if !c.pongDue || c.closed {
+		restart := c.resumeLocked(pauseByPong)
+		done := !c.pongDue || c.closed
+		if done {
 			c.ponging = false
-			c.mu.Unlock()
-			return
 		}
 		n := copy(buf[:], c.pong)
 		c.pongDue = false
 		c.mu.Unlock()
+		if restart {
+			restartReads(c)
+		}
+		if done {
+			return
+		}
 		if c.writeFrame(finBit|opPong, buf[:n], c.writeTimeout) != nil {
 			c.mu.Lock()
 			c.ponging = false
@@ -378,6 +411,7 @@ func (c *Conn) stop(err error) {
 	if c.resume != nil {
 		close(c.resume) // a paused reader sees the end
 		c.resume = nil
+		c.pausedBy = 0
 	}
 	stopped, report := c.stopped, c.reportLocked()
 	c.mu.Unlock()

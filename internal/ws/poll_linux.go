@@ -222,7 +222,7 @@ const (
 
 // readBudget bounds what one connection reads in one turn, so that a client
 // that keeps sending cannot keep a worker from the other connections.
-const readBudget = 256 << 10
+const readBudget = 64 << 10
 
 // drain reads until the socket has nothing more, the turn's budget is
 // spent or reading is paused.
