@@ -1,8 +1,9 @@
 // Command stdexample is a chat server built on rally with nothing but
 // net/http: nicknames, rooms with their user lists, text and binary
 // messages, a token checked by handshake and connect middleware, request
-// logging with slog, and a graceful shutdown. The chat itself is the chat
-// package beside it, which chiexample shares; server.go routes to it.
+// logging with slog, an http.Server set for the internet
+// (chat.NewHTTPServer) and a graceful shutdown. The chat itself is the
+// chat package beside it, which chiexample shares; server.go routes to it.
 //
 // Run it from the repository root; the first command installs the
 // official Socket.IO browser client that the page loads from this server:

@@ -69,8 +69,9 @@ func ListenAndServe(ctx context.Context, cfg Config, handler http.Handler, hub *
 	return Serve(ctx, ln, handler, hub, logger(cfg))
 }
 
-// Serve serves handler on ln until ctx ends — the apps end it on SIGINT
-// or SIGTERM — then shuts down gracefully:
+// Serve serves handler on ln with an http.Server from NewHTTPServer
+// until ctx ends — the apps end it on SIGINT or SIGTERM — then shuts
+// down gracefully:
 //
 //  1. hub.Shutdown refuses new Socket.IO connections, disconnects every
 //     socket (clients see "transport close" and reconnect by themselves,
@@ -87,13 +88,7 @@ func Serve(ctx context.Context, ln net.Listener, handler http.Handler, hub *rall
 	if log == nil {
 		log = slog.Default()
 	}
-	srv := &http.Server{
-		Handler: handler,
-		// No WriteTimeout: a long-poll lasts up to the ping interval
-		// (25s), a websocket as long as the client stays.
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := NewHTTPServer(handler, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -117,6 +112,39 @@ func Serve(ctx context.Context, ln net.Listener, handler http.Handler, hub *rall
 	}
 	log.Info("chat: stopped")
 	return nil
+}
+
+// NewHTTPServer returns the http.Server that Serve serves handler with,
+// set for the internet. Its errors go to log (slog.Default() when nil)
+// at warn level.
+func NewHTTPServer(handler http.Handler, log *slog.Logger) *http.Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &http.Server{
+		Handler: handler,
+		// A client has 10s to send its request headers, so that one
+		// trickling them in byte by byte (slowloris) cannot hold a
+		// connection open for long; net/http sets no limit of its own.
+		ReadHeaderTimeout: 10 * time.Second,
+		// Request headers are bounded as in Node, 16 KiB instead of Go's
+		// 1 MiB; larger get 431 Request Header Fields Too Large
+		// (net/http reads up to 4 KiB past the bound before refusing).
+		MaxHeaderBytes: 16 << 10,
+		// A keep-alive connection waiting for its next request is closed
+		// after 2 minutes, instead of never.
+		IdleTimeout: 120 * time.Second,
+		// No WriteTimeout: it bounds a whole response from the end of its
+		// request's headers, and a long-poll GET is held for up to the
+		// ping interval (25s); shorter, the poll's answer is never
+		// written and the client waits for its session to time out. No
+		// ReadTimeout either: it bounds a whole request, body included,
+		// so it would have to allow for a 1 MB POST over the slowest
+		// link; ReadHeaderTimeout already stops slowloris. Websockets are
+		// not concerned: rally clears the server's deadlines when it
+		// takes their connection over.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 func logger(cfg Config) *slog.Logger {
