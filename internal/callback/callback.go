@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/rallyhq/rally/internal/parser"
 )
@@ -123,11 +125,58 @@ type ArgError struct {
 	Err   error
 }
 
+// maxCause bounds how much of the decoding error's text an ArgError's own
+// text quotes.
+const maxCause = 256
+
+// Error names the argument and its Go type, and quotes the decoding error
+// cut to maxCause bytes: encoding/json's errors may quote the input (a
+// bad value for a string-tagged field, a time.Time, a json.Number), and
+// an UnmarshalJSON method may return anything. Err keeps the whole error.
 func (e *ArgError) Error() string {
-	return fmt.Sprintf("argument %d: cannot decode into %s: %v", e.Index, e.Type, e.Err)
+	return fmt.Sprintf("argument %d: cannot decode into %s: %s", e.Index, e.Type, Clip(e.Err.Error(), maxCause))
 }
 
 func (e *ArgError) Unwrap() error { return e.Err }
+
+// PublicMessage says which argument failed, and nothing of the server's
+// Go types, decoder or of the input: what the client may be told.
+func (e *ArgError) PublicMessage() string { return "invalid argument " + strconv.Itoa(e.Index) }
+
+// Clip returns s when it is at most limit bytes long, and otherwise its
+// beginning followed by a marker saying how many bytes were cut,
+// "… (N bytes cut)", the whole at most limit bytes. The cut falls between
+// UTF-8 sequences, so that a valid s gives a valid result. When limit
+// leaves no room for the marker, s is cut to limit bytes without one.
+func Clip(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	if limit <= 0 {
+		return ""
+	}
+	// The marker is longest when it counts every byte of s.
+	keep := limit - len(cutMarker(len(s)))
+	if keep < 0 {
+		return s[:runeStart(s, limit)]
+	}
+	keep = runeStart(s, keep)
+	return s[:keep] + cutMarker(len(s)-keep)
+}
+
+func cutMarker(n int) string { return "… (" + strconv.Itoa(n) + " bytes cut)" }
+
+// runeStart returns where to cut s, at n or up to utf8.UTFMax-1 bytes
+// before it, so as not to split a UTF-8 sequence; n < len(s). Bytes that
+// are not valid UTF-8 are cut at n.
+func runeStart(s string, n int) int {
+	for i := n; i > n-utf8.UTFMax && i >= 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return i
+		}
+	}
+	return n
+}
 
 // PanicError is a panic recovered from a called function.
 type PanicError struct {
