@@ -43,9 +43,16 @@ func eventPacket(nsp, event string, args []any, id int64) (*parser.Packet, error
 
 // EventError is an error raised while handling an event: its arguments
 // could not be decoded, its handler returned an error or panicked, or no
-// handler exists. When the client asked for an acknowledgement it receives
-// the error as an ack ({"error": message}; "internal server error" for a
-// panic).
+// handler exists. Err is the cause, with every detail: for an argument
+// that does not decode, the Go type and the decoder's error (errors.As
+// finds a *json.UnmarshalTypeError, say, or the error of an UnmarshalJSON
+// method). Its text names the event and the argument's Go type, and
+// quotes at most 256 bytes of the decoder's error, which may quote the
+// input.
+//
+// When the client asked for an acknowledgement it receives the error as
+// an ack ({"error": message}) with a message that shows nothing of the
+// server: see AckError.
 type EventError struct {
 	Event string
 	Err   error
@@ -58,11 +65,56 @@ func (e *EventError) Unwrap() error { return e.Err }
 // AckError is an acknowledgement that carries an error: a single argument
 // of the form {"error": "message"}. Handlers that fail answer with it, and
 // EmitWithAck returns it when the other side answers so.
+//
+// The message a client gets for a failed event says what failed, not how
+// the server failed:
+//   - "invalid argument N" when argument N (counted from 1 after the event
+//     name) does not decode into the handler's parameter: no Go type, no
+//     decoder text, none of the input;
+//   - "internal server error" when the handler panics or its results
+//     cannot be encoded;
+//   - ErrNoHandler's text when no handler is registered;
+//   - the text of the error the handler returned, the handler's own
+//     choice, cut to 256 bytes at a UTF-8 boundary, the last of them
+//     saying "… (N bytes cut)", when it is longer.
 type AckError struct {
 	Message string `json:"error"`
 }
 
 func (e *AckError) Error() string { return e.Message }
+
+// maxAckMessage bounds the message of the error ack answering an event
+// whose handler returned an error.
+const maxAckMessage = 256
+
+// ackMessage returns the message of the error ack that answers an event
+// that failed with err, as AckError describes.
+func ackMessage(err error) string {
+	var ee *EventError
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	var arg *callback.ArgError
+	if errors.As(err, &arg) {
+		return arg.PublicMessage()
+	}
+	if callback.IsPanic(err) || encodingFailed(err) {
+		return "internal server error"
+	}
+	return callback.Clip(err.Error(), maxAckMessage)
+}
+
+// encodingFailed reports whether err comes from encoding/json failing to
+// encode a value, as when a handler's results cannot be sent: its text
+// names Go types.
+func encodingFailed(err error) bool {
+	var (
+		typ *json.UnsupportedTypeError
+		val *json.UnsupportedValueError
+		mar *json.MarshalerError
+	)
+	return errors.As(err, &typ) || errors.As(err, &val) || errors.As(err, &mar)
+}
 
 // Reply holds the arguments of an acknowledgement.
 type Reply struct {

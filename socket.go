@@ -418,17 +418,10 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	s.sendAck(p.ID, data, atts)
 }
 
-// ackError answers an ack request with the error form of an ack.
+// ackError answers an ack request with the error form of an ack, whose
+// message shows the client nothing of the server (see AckError).
 func (s *Socket) ackError(id int64, err error) {
-	var ee *EventError
-	if errors.As(err, &ee) {
-		err = ee.Err
-	}
-	msg := err.Error()
-	if callback.IsPanic(err) {
-		msg = "internal server error"
-	}
-	data, _ := json.Marshal([]AckError{{Message: msg}})
+	data, _ := json.Marshal([]AckError{{Message: ackMessage(err)}})
 	s.sendAck(id, data, nil)
 }
 
