@@ -157,6 +157,8 @@ type Hub struct {
 	// goroutine; kept as values so that sockets share them.
 	startDispatch func(drain func())
 	dispatchDone  func()
+
+	errLimit errorLimiter // the default error log's budget for errors without a socket
 }
 
 // tracker counts running goroutines and lets one wait, with a deadline,

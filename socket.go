@@ -82,6 +82,8 @@ type Socket struct {
 	data     any
 
 	queue serial.Queue // handlers, connect and disconnect, in order
+
+	errLimit errorLimiter // the default error log's budget for this socket
 }
 
 // Handshake holds the details of the request that opened a connection and
