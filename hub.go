@@ -131,8 +131,14 @@ type Options struct {
 	Logger *slog.Logger
 	// OnError is called with errors raised while serving a socket: event
 	// handlers that fail or panic, arguments that cannot be decoded,
-	// malformed packets. It is called from the socket's goroutine. When nil,
-	// errors are logged at warning level.
+	// malformed packets. It is called from the socket's goroutine.
+	// OnError receives every error, not rate-limited, with all its details
+	// (errors.As reaches the decoder's error of an argument, which may quote
+	// the input): bound what you log. When nil, errors are logged at
+	// warning level with their text cut to 512 bytes, at most 5 lines per
+	// socket at once and then one a second (errors without a socket share
+	// one such budget per hub); the next line logged after suppressed ones
+	// says how many in a "suppressed" attribute.
 	OnError func(s *Socket, err error)
 }
 

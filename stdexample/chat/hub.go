@@ -1,10 +1,12 @@
 package chat
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/rallyhq/rally"
 )
@@ -59,9 +61,12 @@ func (c *server) connected(s *rally.Socket) {
 // as connected.
 func (c *server) disconnected(s *rally.Socket, reason string) {
 	c.log.Info("chat: disconnected", "socket", s.ID(), "nickname", profile(s).Nickname, "reason", reason)
-	// s.Context() stays alive until the OnDisconnect handlers return.
+	// s.Context() ends at the disconnect; the update of the rooms' user
+	// lists keeps its values, with a deadline of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.Context()), 5*time.Second)
+	defer cancel()
 	for _, room := range joinedRooms(s) {
-		c.publishUsers(s.Context(), room)
+		c.publishUsers(ctx, room)
 	}
 }
 
