@@ -287,6 +287,31 @@ func restartReads(c *Conn) {
 	}
 }
 
+// unsentBytes returns how many bytes written to a TCP connection the kernel
+// has yet to send (SIOCOUTQ), or -1 when it cannot tell.
+func unsentBytes(nc net.Conn) int {
+	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = u.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	const siocoutq = 0x5411
+	n := -1
+	rc.Control(func(fd uintptr) {
+		var v int32
+		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, siocoutq, uintptr(unsafe.Pointer(&v))); errno == 0 {
+			n = int(v)
+		}
+	})
+	return n
+}
+
 // hungUp reports whether the peer of a TCP connection closed its side,
 // even though bytes it sent before are still unread.
 func hungUp(nc net.Conn) bool {

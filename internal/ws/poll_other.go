@@ -8,7 +8,8 @@ import "net"
 
 type pollState struct{}
 
-func watch(c *Conn) bool      { return false }
-func unwatch(c *Conn)         {}
-func restartReads(c *Conn)    {}
-func hungUp(nc net.Conn) bool { return false }
+func watch(c *Conn) bool          { return false }
+func unwatch(c *Conn)             {}
+func restartReads(c *Conn)        {}
+func hungUp(nc net.Conn) bool     { return false }
+func unsentBytes(nc net.Conn) int { return -1 }

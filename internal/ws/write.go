@@ -54,6 +54,7 @@ func (c *Conn) write(w *writeBatch, stall time.Duration) error {
 // writeLocked writes the batch. With stall set, the write may go on as long
 // as it makes progress, and fails once stall passes without any.
 func (c *Conn) writeLocked(w *writeBatch, stall time.Duration) error {
+	p := progress{nc: c.nc, unsent: -1}
 	if w.size <= flatLimit {
 		// Small batches are copied into one buffer: a plain write costs
 		// the kernel less than a vector of small pieces.
@@ -64,7 +65,7 @@ func (c *Conn) writeLocked(w *writeBatch, stall time.Duration) error {
 		for {
 			c.setWriteDeadline(stall)
 			n, err := c.nc.Write(flat)
-			if !madeProgress(err, n) {
+			if !p.made(err, n) {
 				return err
 			}
 			flat = flat[n:]
@@ -74,7 +75,7 @@ func (c *Conn) writeLocked(w *writeBatch, stall time.Duration) error {
 	for {
 		c.setWriteDeadline(stall)
 		n, err := bufs.WriteTo(c.nc)
-		if !madeProgress(err, int(n)) {
+		if !p.made(err, int(n)) {
 			return err
 		}
 	}
@@ -86,10 +87,25 @@ func (c *Conn) setWriteDeadline(stall time.Duration) {
 	}
 }
 
-// madeProgress reports whether a write that returned err after n bytes is
-// to go on: it timed out, but only after writing something.
-func madeProgress(err error, n int) bool {
-	return err != nil && n > 0 && errors.Is(err, os.ErrDeadlineExceeded)
+// progress tells a stalled write from a slow one.
+type progress struct {
+	nc     net.Conn
+	unsent int // bytes the kernel had yet to send at the last timeout; -1 unknown
+}
+
+// made reports whether a write that returned err after n bytes is to go
+// on: it timed out, but the client took something meanwhile. A write the
+// kernel took no byte of may still have progressed: the kernel wakes a
+// writer only once a good part of its send buffer is free, so a client
+// that reads slowly from a large buffer takes bytes between wake-ups.
+func (p *progress) made(err error, n int) bool {
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	unsent := unsentBytes(p.nc)
+	moved := n > 0 || unsent >= 0 && p.unsent >= 0 && unsent < p.unsent
+	p.unsent = unsent
+	return moved
 }
 
 // flatLimit is the largest batch copied into one buffer before writing.
