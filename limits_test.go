@@ -220,3 +220,36 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A client whose reads are paused behind slow handlers is not taken for
+// dead: its pongs wait unread with its events.
+func TestPausedClientOutlivesPingTimeout(t *testing.T) {
+	for _, transport := range []string{client.TransportWebSocket, client.TransportPolling} {
+		t.Run(transport, func(t *testing.T) {
+			hub := rally.NewHub(&rally.Options{
+				MaxPendingEvents: 2,
+				PingInterval:     100 * time.Millisecond,
+				PingTimeout:      100 * time.Millisecond,
+			})
+			var handled atomic.Int32
+			hub.On("slow", func(s *rally.Socket) {
+				time.Sleep(100 * time.Millisecond)
+				handled.Add(1)
+			})
+			reasons := make(chan string, 1)
+			hub.OnDisconnect(func(s *rally.Socket, reason string) { reasons <- reason })
+			srv := sockettest.NewServer(t, hub)
+			c := srv.Dial(t, "/", &client.Options{Transports: []string{transport}})
+			const n = 12 // 1.2 s of handling, far past the ping timeout
+			for range n {
+				c.Emit("slow")
+			}
+			waitUntil(t, "every event handled", func() bool { return handled.Load() == n })
+			select {
+			case r := <-reasons:
+				t.Fatalf("disconnected while its events were handled: %s", r)
+			case <-time.After(300 * time.Millisecond):
+			}
+		})
+	}
+}

@@ -311,7 +311,10 @@ func (s *Session) onHeartbeat() {
 		s.mu.Unlock()
 		return
 	}
-	if s.awaitingPong {
+	// While reading is paused the pong may wait unread behind the
+	// client's events: ping again instead, so that the client, which
+	// expects pings, does not take the server for dead either.
+	if s.awaitingPong && s.readPaused == nil {
 		s.mu.Unlock()
 		s.Abort(ReasonPingTimeout)
 		return
