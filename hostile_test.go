@@ -1,0 +1,190 @@
+package rally_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/sockettest"
+)
+
+// Hostile clients: one unauthenticated client must not take the server's
+// memory nor stall the other clients. Each test attacks a real server over
+// real sockets for a few seconds and asserts what it measures.
+
+const (
+	// attackTime is how long a flood lasts.
+	attackTime = 3 * time.Second
+	// floodHeapLimit bounds the heap one flooding client may grow. What
+	// waits to be handled is bounded per connection (256 events or
+	// MaxHTTPBufferSize = 1 MB of event data), and these attackers read
+	// what is sent to them: about 1 MB of events and one POST body (1 MB)
+	// or one websocket message being read, 2 to 4 MB with what the
+	// collector still counts live while the attack allocates. 12 MiB is
+	// three times that; without the bound, the race detector's slowness
+	// still lets one client pin 25 to 65 MiB in three seconds (hundreds
+	// of MiB without it).
+	floodHeapLimit = 12 << 20
+	// drainTimeout bounds the wait for a session to end once the attacker
+	// is gone, backlog included.
+	drainTimeout = 60 * time.Second
+)
+
+// pollPayload joins copies of packet with the polling separator (0x1e)
+// into a body of at most size bytes.
+func pollPayload(packet string, size int) []byte {
+	n := (size + 1) / (len(packet) + 1)
+	b := bytes.Repeat([]byte(packet+"\x1e"), n)
+	return b[:len(b)-1]
+}
+
+// waitGone waits for the OnDisconnect of a session whose attacker left,
+// after its backlog, so that no handler outlives the test.
+func waitGone(t *testing.T, gone <-chan string) {
+	t.Helper()
+	start := time.Now()
+	select {
+	case <-gone:
+		if d := time.Since(start); d > time.Second {
+			t.Logf("the session ended %v after the attacker left (its backlog ran first)", d.Round(time.Millisecond))
+		}
+	case <-time.After(drainTimeout):
+		t.Errorf("the session did not end within %v of the attacker leaving", drainTimeout)
+	}
+}
+
+// One polling client posts 1 MB bodies of small events back to back: what
+// waits to be handled must stay bounded (the server holds the POST's
+// answer instead of buffering), so the heap does not grow with the flood.
+func TestHostileInboundFloodPolling(t *testing.T) {
+	tests := []struct {
+		name string
+		ack  bool // events ask for acks, and the attacker polls for them all along
+	}{
+		{"no ack, no GET", false},
+		{"acked, polled", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub := rally.NewHub(nil)
+			var handled atomic.Int64
+			packet := `42["post",{"a":1}]`
+			if tt.ack {
+				packet = `421["post",{"a":1}]`
+				hub.On("post", func(s *rally.Socket, v map[string]any) string { handled.Add(1); return "ok" })
+			} else {
+				hub.On("post", func(s *rally.Socket, v map[string]any) { handled.Add(1) })
+			}
+			gone := make(chan string, 1)
+			hub.OnDisconnect(func(s *rally.Socket, reason string) { gone <- reason })
+			srv := sockettest.NewServer(t, hub)
+			p := newPollClient(t, srv, "")
+			p.connect("/")
+			body := pollPayload(packet, 1e6)
+			perBody := int64(bytes.Count(body, []byte{0x1e}) + 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+
+			base := liveHeap()
+			w := watchHeap()
+			start := time.Now()
+			var polls atomic.Int64
+			pollDone := make(chan struct{})
+			go func() {
+				defer close(pollDone)
+				for tt.ack && ctx.Err() == nil {
+					if status, err := p.send(ctx, "GET", nil); err != nil || status != 200 {
+						return
+					}
+					polls.Add(1)
+					time.Sleep(20 * time.Millisecond) // handling what came, as a client does
+				}
+			}()
+			// A POST whose answer is held past the window is abandoned.
+			attackCtx, attackCancel := context.WithDeadline(ctx, start.Add(attackTime))
+			defer attackCancel()
+			var posts int64
+			var stopped string
+			for attackCtx.Err() == nil {
+				status, err := p.send(attackCtx, "POST", body)
+				if attackCtx.Err() != nil {
+					stopped = "; the last POST was still unanswered at the end"
+					break
+				}
+				if err != nil || status != 200 {
+					stopped = fmt.Sprintf("; POST %d answered %d %v", posts+1, status, err)
+					break
+				}
+				posts++
+			}
+			elapsed := time.Since(start)
+			done := handled.Load()
+			peak := w.Peak()
+			growth := peak - base
+			t.Logf("heap growth %.1f MiB during %v: %d POSTs of %d events (%d MB), %d handled, %d polls%s",
+				mib(growth), elapsed.Round(time.Millisecond), posts, perBody, posts*int64(len(body))/1e6, done, polls.Load(), stopped)
+
+			// Leave: a close packet, and the pending GET aborted.
+			closeCtx, closeCancel := context.WithTimeout(context.Background(), 5*time.Second)
+			p.send(closeCtx, "POST", []byte("1"))
+			closeCancel()
+			cancel()
+			<-pollDone
+			waitGone(t, gone)
+
+			if growth >= floodHeapLimit {
+				t.Errorf("heap grew %.1f MiB under one polling client's flood, want < %.0f MiB", mib(growth), mib(floodHeapLimit))
+			}
+		})
+	}
+}
+
+// One websocket client sends acked 64 KB events as fast as it can and
+// reads its acks (the handler echoes the event): the server must stop
+// reading it when its backlog is full rather than buffer, so the heap
+// does not grow with the flood.
+func TestHostileInboundFloodWebSocket(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			hub := mode.newHub(nil)
+			var handled atomic.Int64
+			hub.On("echo", func(s *rally.Socket, v string) string { handled.Add(1); return v })
+			gone := make(chan string, 1)
+			hub.OnDisconnect(func(s *rally.Socket, reason string) { gone <- reason })
+			srv := sockettest.NewServer(t, hub)
+			att := dialHostile(t, srv, "", 0)
+			var acked atomic.Int64
+			readDone := make(chan struct{})
+			go discard(att.br, &acked, readDone)
+			frame := clientFrame(opText, []byte(`421["echo","`+strings.Repeat("x", 64<<10)+`"]`))
+
+			base := liveHeap()
+			w := watchHeap()
+			start := time.Now()
+			sent, err := flood(att, frame, nil, start.Add(attackTime), 1<<30)
+			elapsed := time.Since(start)
+			done := handled.Load()
+			peak := w.Peak()
+			growth := peak - base
+			stopped := ""
+			if err != nil {
+				stopped = fmt.Sprintf("; the flood ended early: %v", err)
+			}
+			t.Logf("heap growth %.1f MiB during %v: %d events sent (%d MB), %d handled, %d MB of acks read%s",
+				mib(growth), elapsed.Round(time.Millisecond), sent/int64(len(frame)), sent/1e6, done, acked.Load()/1e6, stopped)
+
+			att.Close()
+			<-readDone
+			waitGone(t, gone)
+
+			if growth >= floodHeapLimit {
+				t.Errorf("heap grew %.1f MiB under one websocket client's flood, want < %.0f MiB", mib(growth), mib(floodHeapLimit))
+			}
+		})
+	}
+}
