@@ -3,8 +3,12 @@ package rally_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http/httptrace"
+	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,6 +188,216 @@ func TestHostileInboundFloodWebSocket(t *testing.T) {
 
 			if growth >= floodHeapLimit {
 				t.Errorf("heap grew %.1f MiB under one websocket client's flood, want < %.0f MiB", mib(growth), mib(floodHeapLimit))
+			}
+		})
+	}
+}
+
+// departure is a way for a hostile client to send events and go away.
+type departure struct {
+	name   string
+	newHub func(*rally.Options) *rally.Hub
+	// start connects to "/", sends the packets (text, such as
+	// `42["x"]`) at once and returns leave, which makes the client go
+	// away: a websocket client closes its TCP connection, a polling
+	// client aborts its pending GET and its POST.
+	start func(t *testing.T, srv *sockettest.Server, packets []string) (leave func())
+}
+
+func departures() []departure {
+	ds := []departure{}
+	for _, mode := range readModes {
+		ds = append(ds, departure{"websocket/" + mode.name, mode.newHub, func(t *testing.T, srv *sockettest.Server, packets []string) func() {
+			r := dialHostile(t, srv, "", 0)
+			var frames []byte
+			for _, p := range packets {
+				frames = append(frames, clientFrame(opText, []byte(p))...)
+			}
+			// A server that stopped reading (its backlog full) may leave
+			// the end unsent: the client leaves anyway.
+			r.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			if n, err := r.Write(frames); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("sending %d packets: %v", len(packets), err)
+			} else if err != nil {
+				t.Logf("the server took %d of the %d bytes of packets", n, len(frames))
+			}
+			return func() { r.Close() }
+		}})
+	}
+	ds = append(ds, departure{"polling", rally.NewHub, func(t *testing.T, srv *sockettest.Server, packets []string) func() {
+		p := newPollClient(t, srv, "")
+		p.connect("/")
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		// The GET is pending once written: the server reads it long
+		// before the POST below is read and handled.
+		wrote := make(chan struct{})
+		getCtx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) }})
+		done := make(chan struct{}, 2)
+		go func() { p.send(getCtx, "GET", nil); done <- struct{}{} }()
+		select {
+		case <-wrote:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the GET was not sent")
+		}
+		go func() { p.send(ctx, "POST", []byte(strings.Join(packets, "\x1e"))); done <- struct{}{} }()
+		return func() {
+			cancel()
+			for range 2 {
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					t.Error("an aborted request did not return")
+				}
+			}
+			p.tr.CloseIdleConnections()
+		}
+	}})
+	return ds
+}
+
+// A client sends 5,000 events to a slow handler (20 ms each), then goes
+// away: its socket disconnects soon, and what it had queued is dropped
+// rather than run for the next 100 seconds.
+func TestHostileDepartedClientBacklog(t *testing.T) {
+	const events = 5000
+	packets := make([]string, events)
+	for i := range packets {
+		packets[i] = `42["slow"]`
+	}
+	for _, d := range departures() {
+		t.Run(d.name, func(t *testing.T) {
+			hub := d.newHub(nil)
+			release := make(chan struct{}) // closed at the end: the handlers that remain return at once
+			var releaseOnce sync.Once
+			releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+			defer releaseAll()
+			var started, afterLeft, afterGone atomic.Int64
+			var left, gone atomic.Bool
+			hub.On("slow", func(s *rally.Socket) {
+				started.Add(1)
+				if left.Load() {
+					afterLeft.Add(1)
+				}
+				if gone.Load() {
+					afterGone.Add(1)
+				}
+				timer := time.NewTimer(20 * time.Millisecond)
+				defer timer.Stop()
+				select {
+				case <-timer.C:
+				case <-release:
+				}
+			})
+			goneAt := make(chan time.Time, 1)
+			hub.OnDisconnect(func(s *rally.Socket, reason string) {
+				gone.Store(true)
+				goneAt <- time.Now()
+			})
+			srv := sockettest.NewServer(t, hub)
+
+			leave := d.start(t, srv, packets)
+			for deadline := time.Now().Add(5 * time.Second); started.Load() == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no handler started")
+				}
+			}
+			leftAt := time.Now()
+			left.Store(true)
+			leave()
+
+			disconnected := time.Duration(-1)
+			select {
+			case at := <-goneAt:
+				disconnected = at.Sub(leftAt)
+				time.Sleep(2 * time.Second) // nothing may start in here
+			case <-time.After(2 * time.Second):
+			}
+			ranAfterLeft, ranAfterGone := afterLeft.Load(), afterGone.Load()
+			if disconnected >= 0 {
+				t.Logf("OnDisconnect %v after the client left; handlers started after it left: %d, after OnDisconnect: %d (of %d started)",
+					disconnected.Round(time.Millisecond), ranAfterLeft, ranAfterGone, started.Load())
+			} else {
+				t.Logf("no OnDisconnect within 2s of the client leaving; %d handlers started meanwhile (of %d started, %d queued)",
+					ranAfterLeft, started.Load(), events)
+				releaseAll()
+				select {
+				case at := <-goneAt:
+					t.Logf("OnDisconnect came %v after the client left, once the handlers stopped sleeping", at.Sub(leftAt).Round(time.Millisecond))
+				case <-time.After(drainTimeout):
+					t.Error("no OnDisconnect at all")
+				}
+			}
+
+			if disconnected < 0 || disconnected > 2*time.Second {
+				t.Errorf("OnDisconnect was not called within 2s of the client leaving")
+			}
+			if ranAfterGone != 0 {
+				t.Errorf("%d handlers started after OnDisconnect, want 0", ranAfterGone)
+			}
+		})
+	}
+}
+
+// inFlightLimit bounds the time from a client leaving to the context of
+// the handler it left running being done. The client's end (a websocket
+// read error, a polling GET's abort) is seen within a millisecond when its
+// reads are not paused, as here, and the disconnect cancels the context.
+const inFlightLimit = 100 * time.Millisecond
+
+// The client leaves while one of its handlers runs: the handler's
+// s.Context() is done at the disconnect, not once the handler returned.
+func TestHostileInFlightHandlerSeesDisconnect(t *testing.T) {
+	for _, d := range departures() {
+		t.Run(d.name, func(t *testing.T) {
+			hub := d.newHub(nil)
+			started := make(chan struct{}, 1)
+			type outcome struct {
+				sawDone bool
+				at      time.Time
+			}
+			returned := make(chan outcome, 1)
+			hub.On("block", func(s *rally.Socket) {
+				started <- struct{}{}
+				timer := time.NewTimer(time.Second + inFlightLimit) // the client leaves at once
+				defer timer.Stop()
+				select {
+				case <-s.Context().Done():
+					returned <- outcome{true, time.Now()}
+				case <-timer.C:
+					returned <- outcome{false, time.Now()}
+				}
+			})
+			gone := make(chan error, 1)
+			hub.OnDisconnect(func(s *rally.Socket, reason string) { gone <- s.Context().Err() })
+			srv := sockettest.NewServer(t, hub)
+
+			leave := d.start(t, srv, []string{`42["block"]`})
+			select {
+			case <-started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the handler did not start")
+			}
+			leftAt := time.Now()
+			leave()
+			var o outcome
+			select {
+			case o = <-returned:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the handler did not return")
+			}
+			select {
+			case <-gone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no OnDisconnect")
+			}
+			if !o.sawDone {
+				t.Fatalf("the handler in flight returned after %v without its context being done", o.at.Sub(leftAt).Round(time.Millisecond))
+			}
+			latency := o.at.Sub(leftAt)
+			t.Logf("the handler's context was done %v after the client left", latency.Round(time.Microsecond))
+			if latency > inFlightLimit {
+				t.Errorf("the handler's context was done %v after the client left, want < %v", latency, inFlightLimit)
 			}
 		})
 	}
