@@ -402,3 +402,62 @@ func TestHostileInFlightHandlerSeesDisconnect(t *testing.T) {
 		})
 	}
 }
+
+// bystanderLimit bounds a well-behaved client's round trip while another
+// client misbehaves: an echo takes milliseconds, even under the race
+// detector with 60 clients sharing two cores.
+const bystanderLimit = time.Second
+
+// One client never reads (a tiny receive buffer) and floods: pings, whose
+// pongs it never takes, or 16 KiB messages. Sixty other clients doing
+// emitWithAck round trips all the while are served as usual: no write on
+// a read path blocks, and one busy connection does not keep the others
+// from being read.
+func TestHostileStalledReaderStallsOthers(t *testing.T) {
+	pad := bytes.Repeat([]byte{'p'}, 125) // the largest control payload
+	attacks := []struct {
+		name string
+		buf  []byte // written over and over
+	}{
+		{"ping frames", bytes.Repeat(clientFrame(opPing, pad), 512)},
+		{"16 KiB messages", textFrames(`42["x","`+strings.Repeat("x", 16<<10)+`"]`, 4)},
+	}
+	for _, mode := range readModes {
+		for _, a := range attacks {
+			t.Run(mode.name+"/"+a.name, func(t *testing.T) {
+				hub := mode.newHub(nil)
+				hub.On("echo", echoHandler)
+				srv := sockettest.NewServer(t, hub)
+				bs := startBystanders(t, srv, 60)
+				att := dialHostile(t, srv, "", 4096)
+
+				stop := make(chan struct{})
+				flooded := make(chan error, 1)
+				var sent int64
+				go func() {
+					var err error
+					sent, err = flood(att, a.buf, stop, time.Now().Add(attackTime+time.Second), 1<<40)
+					flooded <- err
+				}()
+				r := bs.window(attackTime)
+				close(stop)
+				err := <-flooded
+				att.Close() // frees whatever was stuck writing to it
+				bs.stop()
+
+				ended := ""
+				if err != nil {
+					ended = fmt.Sprintf(" (the server closed it: %v)", err)
+				}
+				t.Logf("worst round trip %v; fewest round trips by one bystander %d, %d in all, %d errors; %d bystanders waiting at the end, the longest for %v; the attacker sent %d KB%s",
+					r.worst.Round(time.Millisecond), r.fewest, r.total, r.errs, r.stuck, r.worstStuck.Round(time.Millisecond), sent/1e3, ended)
+				if r.worst >= bystanderLimit {
+					t.Errorf("a bystander's round trip took %v, want < %v", r.worst.Round(time.Millisecond), bystanderLimit)
+				}
+				if r.fewest < 1 || r.errs > 0 {
+					t.Errorf("some bystander completed %d round trips in %v (%d errors in all), want every one served", r.fewest, attackTime, r.errs)
+				}
+			})
+		}
+	}
+}
