@@ -461,3 +461,99 @@ func TestHostileStalledReaderStallsOthers(t *testing.T) {
 		}
 	}
 }
+
+// A client that never reads sends acked events whose 400 KB argument the
+// handler echoes, and a blind pong every two seconds so that heartbeats
+// do not end it. What waits to be written to it, the write in progress
+// included, reaches MaxQueuedBytes: it is disconnected with "write queue
+// full", and meanwhile neither its replies nor its unread events pile up.
+func TestHostileBlockedWritePinsMemory(t *testing.T) {
+	const (
+		attack = 4 * time.Second
+		// blockedHeapLimit: MaxQueuedBytes (16 MB) of replies waiting,
+		// the write in progress included, about 1 MB of events waiting
+		// to be handled, the one being handled and its reply being
+		// encoded: 18 to 20 MB, and 40 MiB leaves room for what the
+		// collector still counts live. Without the bound on inbound
+		// events the race detector's slowness still lets this client
+		// pin 60 to 80 MiB in four seconds (about 1.6 GiB without it).
+		blockedHeapLimit = 40 << 20
+		// maxSent caps the attacker at 512 MB so that the tree without
+		// the fix is not driven out of memory (it keeps it all).
+		maxSent = 512 << 20
+	)
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			hub := mode.newHub(nil)
+			var handled atomic.Int64
+			hub.On("echo", func(s *rally.Socket, v string) string { handled.Add(1); return v })
+			reasons := make(chan string, 1)
+			hub.OnDisconnect(func(s *rally.Socket, reason string) { reasons <- reason })
+			srv := sockettest.NewServer(t, hub)
+			att := dialHostile(t, srv, "", 4096)
+			event := clientFrame(opText, []byte(`421["echo","`+strings.Repeat("x", 400e3)+`"]`))
+			pong := clientFrame(opText, []byte("3"))
+
+			base := liveHeap()
+			w := watchHeap()
+			start := time.Now()
+			until := start.Add(attack)
+			var sent int64
+			var werr error
+			lastPong := start
+			for sent < maxSent {
+				if time.Since(lastPong) >= 2*time.Second {
+					if ok, err := writeAll(att, pong, nil, until); !ok {
+						werr = err
+						break
+					}
+					lastPong = time.Now()
+				}
+				ok, err := writeAll(att, event, nil, until)
+				if !ok {
+					werr = err
+					break
+				}
+				sent += int64(len(event))
+			}
+			elapsed := time.Since(start)
+			// Connected or not, the attacker still holds its end: a
+			// disconnect seen now is the server's doing.
+			var reason string
+			select {
+			case reason = <-reasons:
+			case <-time.After(2 * time.Second):
+			}
+			done := handled.Load()
+			peak := w.Peak()
+			growth := peak - base
+			how := "still connected 2s after the attack"
+			if reason != "" {
+				how = fmt.Sprintf("disconnected: %q", reason)
+			}
+			if werr != nil {
+				how += fmt.Sprintf(" (its writes failed: %v)", werr)
+			}
+			t.Logf("heap growth %.1f MiB during %v: %d events of 400 KB sent, %d handled; %s",
+				mib(growth), elapsed.Round(time.Millisecond), sent/int64(len(event)), done, how)
+
+			att.Close()
+			if reason == "" {
+				select {
+				case reason = <-reasons:
+					t.Logf("after it hung up: %q", reason)
+				case <-time.After(drainTimeout):
+					t.Error("the session did not end after the attacker hung up")
+				}
+				reason = ""
+			}
+
+			if growth >= blockedHeapLimit {
+				t.Errorf("heap grew %.1f MiB for one client that does not read, want < %.0f MiB", mib(growth), mib(blockedHeapLimit))
+			}
+			if reason != rally.ReasonQueueFull {
+				t.Errorf("the client that does not read was not disconnected for its queue (got %q), want %q", reason, rally.ReasonQueueFull)
+			}
+		})
+	}
+}
