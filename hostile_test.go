@@ -1,12 +1,18 @@
 package rally_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptrace"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -555,5 +561,215 @@ func TestHostileBlockedWritePinsMemory(t *testing.T) {
 				t.Errorf("the client that does not read was not disconnected for its queue (got %q), want %q", reason, rally.ReasonQueueFull)
 			}
 		})
+	}
+}
+
+// rawRequest sends req, bytes as they go on the wire, on a connection of
+// its own and returns the status of the answer.
+func rawRequest(addr string, req []byte) (int, error) {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	_, werr := nc.Write(req) // a server that answers early may close before the end
+	res, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		if werr != nil {
+			return 0, werr
+		}
+		return 0, err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// request is the text of an HTTP/1.1 request to srv with the given request
+// target, extra header lines and body.
+func request(srv *sockettest.Server, method, target string, headers []string, body string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, srv.Listener.Addr())
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	if body != "" {
+		fmt.Fprintf(&b, "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %d\r\n", len(body))
+	}
+	b.WriteString("\r\n" + body)
+	return []byte(b.String())
+}
+
+// hugePad is the size of an oversized header or query: within net/http's
+// own 1 MB limit, so that it reaches the hub, whose limit is 16 KiB of
+// request line and headers (Node's HTTP server has the same).
+const hugePad = 900 << 10
+
+// 200 handshakes with a 900 KB header each, none joining a namespace: each
+// is refused with 431, and nothing of them stays in memory.
+func TestHostileHandshakeHeaders(t *testing.T) {
+	const (
+		handshakes = 200
+		// handshakeHeapLimit: refused handshakes leave nothing; this is
+		// room for the server's buffers and the collector's noise. Kept,
+		// the headers weigh 200 × 900 KB = 176 MiB.
+		handshakeHeapLimit = 16 << 20
+	)
+	hub := rally.NewHub(nil)
+	srv := sockettest.NewServer(t, hub)
+	req := request(srv, "GET", "/socket.io/?EIO=4&transport=polling", []string{"X-Pad: " + strings.Repeat("a", hugePad)}, "")
+
+	base := liveHeap()
+	start := time.Now()
+	var mu sync.Mutex
+	statuses := make(map[int]int)
+	var errs []error
+	var wg sync.WaitGroup
+	next := make(chan struct{}, handshakes)
+	for range handshakes {
+		next <- struct{}{}
+	}
+	close(next)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				status, err := rawRequest(srv.Listener.Addr().String(), req)
+				mu.Lock()
+				statuses[status]++
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	growth := liveHeap() - base
+	t.Logf("heap growth %.1f MiB after %d handshakes with a %d KB header (%v); answers by status: %v",
+		mib(growth), handshakes, hugePad>>10, time.Since(start).Round(time.Millisecond), statuses)
+	if len(errs) > 0 {
+		t.Errorf("%d requests failed, the first with %v", len(errs), errs[0])
+	}
+	if statuses[http.StatusRequestHeaderFieldsTooLarge] != handshakes {
+		t.Errorf("answers by status %v, want all %d", statuses, http.StatusRequestHeaderFieldsTooLarge)
+	}
+	if growth >= handshakeHeapLimit {
+		t.Errorf("heap grew %.1f MiB with the sessions of refused handshakes, want < %.0f MiB", mib(growth), mib(handshakeHeapLimit))
+	}
+}
+
+// Every engine request whose request line and headers pass 16 KiB gets
+// 431, whatever its kind; smaller ones go through.
+func TestHostileOversizedRequests(t *testing.T) {
+	hub := rally.NewHub(nil)
+	srv := sockettest.NewServer(t, hub)
+	p := newPollClient(t, srv, "")
+	p.connect("/")
+	huge := strings.Repeat("a", hugePad)
+	under := strings.Repeat("a", 12<<10)
+	upgrade := []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"}
+	handshake := "/socket.io/?EIO=4&transport=polling"
+	session := "/socket.io/?EIO=4&transport=polling&sid=" + p.sid
+	tests := []struct {
+		name string
+		req  []byte
+		want int
+	}{
+		{"polling handshake, 900 KB header", request(srv, "GET", handshake, []string{"X-Pad: " + huge}, ""), 431},
+		{"polling handshake, 900 KB query", request(srv, "GET", handshake+"&pad="+huge, nil, ""), 431},
+		{"websocket handshake, 900 KB header", request(srv, "GET", "/socket.io/?EIO=4&transport=websocket", append([]string{"X-Pad: " + huge}, upgrade...), ""), 431},
+		{"poll, 900 KB header", request(srv, "GET", session, []string{"X-Pad: " + huge}, ""), 431},
+		{"POST, 900 KB header", request(srv, "POST", session, []string{"X-Pad: " + huge}, `42["x"]`), 431},
+		{"polling handshake, 12 KB header", request(srv, "GET", handshake, []string{"X-Pad: " + under}, ""), 200},
+		{"polling handshake, 12 KB query", request(srv, "GET", handshake+"&pad="+under, nil, ""), 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub.Emit("news") // a poll of the session is answered at once
+			status, err := rawRequest(srv.Listener.Addr().String(), tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("answered %d", status)
+			if status != tt.want {
+				t.Errorf("status %d, want %d", status, tt.want)
+			}
+		})
+	}
+}
+
+// Sessions opened with a 12 KB query, each joining three namespaces, keep
+// the query once: it is parsed once per connection and every socket of
+// the connection shares it, and no copy of the request stays behind.
+func TestHostileHandshakeQueryPerSession(t *testing.T) {
+	const (
+		sessions = 100
+		padLen   = 12 << 10
+		// perSessionLimit is 3 × 12 KB: one parsed query plus the URL
+		// string that Handshake exposes is 12 to 24 KB; a copy of the
+		// query per socket, besides the request kept by the session,
+		// passes it.
+		perSessionLimit = 3 * padLen
+	)
+	hub := rally.NewHub(nil)
+	var mu sync.Mutex
+	queries := make(map[string][]uintptr) // by the id query parameter: the Query map of each socket
+	record := func(s *rally.Socket) {
+		q := s.Handshake().Query
+		mu.Lock()
+		queries[q.Get("id")] = append(queries[q.Get("id")], reflect.ValueOf(q).Pointer())
+		mu.Unlock()
+	}
+	hub.OnConnect(record)
+	hub.Of("/a").OnConnect(record)
+	hub.Of("/b").OnConnect(record)
+	srv := sockettest.NewServer(t, hub)
+	tr := pollTransport(t)
+	open := func(prefix, query string) int64 {
+		base := liveHeap()
+		for i := range sessions {
+			openPollSession(t, srv, tr, "&id="+prefix+strconv.Itoa(i)+query).connect("/", "/a", "/b")
+		}
+		return liveHeap() - base
+	}
+	small := open("small", "")
+	large := open("large", "&pad="+strings.Repeat("a", padLen))
+	perSession := (large - small) / sessions
+	t.Logf("heap per session: %.1f KB with a short query, %.1f KB with a %d KB one: %.1f KB for the query",
+		float64(small)/sessions/1e3, float64(large)/sessions/1e3, padLen>>10, float64(perSession)/1e3)
+
+	// OnConnect runs once the client has its CONNECT reply.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := 0
+		for _, ptrs := range queries {
+			n += len(ptrs)
+		}
+		mu.Unlock()
+		if n == 2*3*sessions || time.Now().After(deadline) {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	shared := 0
+	for i := range sessions {
+		ptrs := queries["large"+strconv.Itoa(i)]
+		if len(ptrs) != 3 {
+			t.Fatalf("session %d: %d sockets recorded, want 3", i, len(ptrs))
+		}
+		if ptrs[0] == ptrs[1] && ptrs[1] == ptrs[2] {
+			shared++
+		}
+	}
+	t.Logf("%d of %d connections share one Query among their three sockets", shared, sessions)
+	if perSession >= perSessionLimit {
+		t.Errorf("a 12 KB query costs %.1f KB per session of three sockets, want < %.1f KB", float64(perSession)/1e3, float64(perSessionLimit)/1e3)
+	}
+	if shared != sessions {
+		t.Errorf("%d of %d connections share their Query among their sockets, want all", shared, sessions)
 	}
 }
