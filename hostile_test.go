@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/client"
 	"github.com/rallyhq/rally/sockettest"
 )
 
@@ -771,5 +773,88 @@ func TestHostileHandshakeQueryPerSession(t *testing.T) {
 	}
 	if shared != sessions {
 		t.Errorf("%d of %d connections share their Query among their sockets, want all", shared, sessions)
+	}
+}
+
+// One client sends 16 events of 900 KB to a room in a burst; a member of
+// the room reads at 2 MB/s, steadily. 14.4 MB waits to be written to it,
+// under the default MaxQueuedBytes (16 × MaxHTTPBufferSize): it gets
+// every event and stays connected. With text, the race detector slows
+// the server down to about 8 events a second, which the member nearly
+// keeps up with; binary attachments come as fast as without it.
+func TestHostileBurstKicksHealthyReader(t *testing.T) {
+	const (
+		events = 16
+		size   = 900e3
+		rate   = 2e6 // bytes per second
+	)
+	kinds := []struct {
+		name  string
+		frame []byte // one event to the room "r"
+	}{
+		{"text", clientFrame(opText, []byte(`42["room","r","`+strings.Repeat("x", size)+`"]`))},
+		{"binary", append(clientFrame(opText, []byte(`451-["room","r",{"_placeholder":true,"num":0}]`)),
+			clientFrame(opBinary, bytes.Repeat([]byte{'x'}, size))...)},
+	}
+	for _, kind := range kinds {
+		for _, mode := range readModes {
+			t.Run(kind.name+"/"+mode.name, func(t *testing.T) {
+				t.Parallel() // each takes 7 s of reading at 2 MB/s
+				hub := mode.newHub(nil)
+				hub.On("join", func(s *rally.Socket, room string) { s.Join(room) })
+				hub.On("room", func(s *rally.Socket, room string, data ...any) { s.To(room).Emit("msg", data...) })
+				reasons := make(chan string, 1)
+				hub.OnDisconnect(func(s *rally.Socket, reason string) {
+					if s.Handshake().Query.Get("member") != "" {
+						reasons <- reason
+					}
+				})
+				srv := sockettest.NewServer(t, hub)
+				member := srv.Socket(t, "/", &client.Options{
+					Transports: []string{client.TransportWebSocket},
+					HTTPClient: throttledClient(t, rate, 64<<10),
+					Query:      url.Values{"member": {"1"}},
+				})
+				var got atomic.Int64
+				all := make(chan struct{})
+				member.On("msg", func(data ...any) {
+					n := -1
+					switch v := data[0].(type) {
+					case string:
+						n = len(v)
+					case []byte:
+						n = len(v)
+					}
+					if n == size && got.Add(1) == events {
+						close(all)
+					}
+				})
+				srv.Connect(t, member)
+				if _, err := member.EmitWithAck(ctx5s(t), "join", "r"); err != nil {
+					t.Fatal(err)
+				}
+				sender := dialHostile(t, srv, "", 0)
+				burst := bytes.Repeat(kind.frame, events)
+
+				start := time.Now()
+				sender.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if _, err := sender.Write(burst); err != nil {
+					t.Fatal(err)
+				}
+				var reason string
+				select {
+				case <-all:
+				case reason = <-reasons:
+				case <-time.After(30 * time.Second):
+				}
+				elapsed := time.Since(start)
+				t.Logf("the member got %d of %d events of %d KB in %v; server-side disconnect: %q",
+					got.Load(), events, int(size/1e3), elapsed.Round(time.Millisecond), reason)
+				if got.Load() != events || reason != "" || !member.Connected() {
+					t.Errorf("a client reading at %d MB/s got %d of %d events and was disconnected (%q), want all and connected",
+						int(rate/1e6), got.Load(), events, reason)
+				}
+			})
+		}
 	}
 }
