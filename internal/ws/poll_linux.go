@@ -287,18 +287,28 @@ func restartReads(c *Conn) {
 	}
 }
 
-// unsentBytes returns how many bytes written to a TCP connection the kernel
-// has yet to send (SIOCOUTQ), or -1 when it cannot tell.
-func unsentBytes(nc net.Conn) int {
+// socketOf returns the socket under nc, a TLS connection's included, or
+// nil.
+func socketOf(nc net.Conn) syscall.RawConn {
 	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
 		nc = u.NetConn()
 	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return -1
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// unsentBytes returns how many bytes written to a TCP connection the kernel
+// has yet to send (SIOCOUTQ), or -1 when it cannot tell.
+func unsentBytes(nc net.Conn) int {
+	rc := socketOf(nc)
+	if rc == nil {
 		return -1
 	}
 	const siocoutq = 0x5411
@@ -315,15 +325,8 @@ func unsentBytes(nc net.Conn) int {
 // hungUp reports whether the peer of a TCP connection closed its side,
 // even though bytes it sent before are still unread.
 func hungUp(nc net.Conn) bool {
-	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
-		nc = u.NetConn() // a TLS connection
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := socketOf(nc)
+	if rc == nil {
 		return false
 	}
 	// The first byte of struct tcp_info is the connection's state.
