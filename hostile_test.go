@@ -472,9 +472,10 @@ func TestHostileStalledReaderStallsOthers(t *testing.T) {
 
 // A client that never reads sends acked events whose 400 KB argument the
 // handler echoes, and a blind pong every two seconds so that heartbeats
-// do not end it. What waits to be written to it, the write in progress
-// included, reaches MaxQueuedBytes: it is disconnected with "write queue
-// full", and meanwhile neither its replies nor its unread events pile up.
+// do not end it. Its writes stall: it is disconnected once they made no
+// progress for WriteTimeout (or once what waits to be written to it, the
+// write in progress included, reaches MaxQueuedBytes), and meanwhile
+// neither its replies nor its unread events pile up.
 func TestHostileBlockedWritePinsMemory(t *testing.T) {
 	const (
 		attack = 4 * time.Second
