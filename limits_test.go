@@ -253,3 +253,39 @@ func TestPausedClientOutlivesPingTimeout(t *testing.T) {
 		})
 	}
 }
+
+// Events a client sends before its own DISCONNECT are handled, though they
+// still wait when it arrives; events waiting when the connection is lost
+// are not (the hostile tests count those).
+func TestEventsBeforeClientDisconnectAreHandled(t *testing.T) {
+	hub := rally.NewHub(nil)
+	var handled atomic.Int32
+	gate := make(chan struct{})
+	hub.On("work", func(s *rally.Socket, n int) {
+		if n == 0 {
+			<-gate // the others wait behind it
+		}
+		handled.Add(1)
+	})
+	reasons := make(chan string, 1)
+	hub.OnDisconnect(func(s *rally.Socket, reason string) { reasons <- reason })
+	srv := sockettest.NewServer(t, hub)
+	p := openPoll(t, srv)
+	p.do("POST", p.q(), "40")
+	p.do("GET", p.q(), "")
+	if status, body := p.do("POST", p.q(), "42[\"work\",0]\x1e42[\"work\",1]\x1e42[\"work\",2]\x1e41"); status != 200 || body != "ok" {
+		t.Fatalf("POST: %d %q", status, body)
+	}
+	close(gate)
+	select {
+	case r := <-reasons:
+		if r != rally.ReasonClientNamespaceDisconnect {
+			t.Fatalf("reason %q", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no disconnect")
+	}
+	if n := handled.Load(); n != 3 {
+		t.Fatalf("%d of the 3 events sent before the DISCONNECT were handled when OnDisconnect ran", n)
+	}
+}

@@ -121,9 +121,10 @@ func (n *Namespace) OnConnect(fn func(s *Socket)) {
 
 // OnDisconnect registers a function called when a socket disconnects, with
 // the reason (one of the Reason constants). It runs on the socket's
-// goroutine after the handler running at the disconnect, if any; events
-// that were still waiting are dropped, and nothing of the socket runs after
-// its OnDisconnect handlers. The socket no longer receives anything but is
+// goroutine after the handler running at the disconnect, if any. Events
+// still waiting are dropped, unless the client itself disconnected the
+// socket: the events it sent before are handled first. Nothing of the
+// socket runs after its OnDisconnect handlers. The socket no longer receives anything but is
 // still in its rooms, so s.Rooms() lists them and s.To(room) reaches the
 // others. s.Context() is already canceled; use
 // context.WithoutCancel(s.Context()) for work that needs its values.

@@ -70,6 +70,10 @@ type Socket struct {
 	done      chan struct{} // closed on disconnect
 
 	state atomic.Int32        // socketState; changes under nsp.mu
+	// dropEvents is set when the socket disconnects for another reason
+	// than the client's own DISCONNECT: its events still waiting are
+	// not handled.
+	dropEvents atomic.Bool
 	rooms map[string]struct{} // guarded by nsp.mu
 	// abandoned is set, under nsp.mu, once the socket left its rooms for
 	// good; until then, a socket that disconnected still joins rooms, as
@@ -379,10 +383,11 @@ func (s *Socket) refuse(err error) {
 	s.finish()
 }
 
-// dispatch calls the handler of an EVENT packet and answers its ack. The
-// events of a socket that has disconnected are dropped.
+// dispatch calls the handler of an EVENT packet and answers its ack. Once
+// the socket has disconnected, its events are dropped, but for those the
+// client sent before its own DISCONNECT: they came first.
 func (s *Socket) dispatch(p *parser.Packet) {
-	if !s.isConnected() {
+	if s.dropEvents.Load() {
 		return
 	}
 	elems, err := parser.SplitArray(p.Data)
@@ -439,6 +444,9 @@ func (s *Socket) sendAck(id int64, data json.RawMessage, atts [][]byte) {
 // asked. The OnDisconnect handlers then run on the socket's goroutine,
 // after the handlers of events received before.
 func (s *Socket) close(reason string, sendPacket bool) {
+	if reason != ReasonClientNamespaceDisconnect {
+		s.dropEvents.Store(true) // before the disconnect can be seen
+	}
 	wasConnected, ok := s.nsp.disconnect(s)
 	if !ok {
 		return
