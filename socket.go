@@ -69,12 +69,12 @@ type Socket struct {
 	cancel    context.CancelFunc
 	done      chan struct{} // closed on disconnect
 
-	state atomic.Int32        // socketState; changes under nsp.mu
+	state atomic.Int32 // socketState; changes under nsp.mu
 	// dropEvents is set when the socket disconnects for another reason
 	// than the client's own DISCONNECT: its events still waiting are
 	// not handled.
 	dropEvents atomic.Bool
-	rooms map[string]struct{} // guarded by nsp.mu
+	rooms      map[string]struct{} // guarded by nsp.mu
 	// abandoned is set, under nsp.mu, once the socket left its rooms for
 	// good; until then, a socket that disconnected still joins rooms, as
 	// its OnConnect handlers may when the client leaves at once.
