@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 
 	"github.com/rallyhq/rally/internal/callback"
@@ -213,7 +214,7 @@ func (a *LocalAdapter) ServerEvent(p Packet) ([]any, error) {
 	if f == nil {
 		return nil, &EventError{Event: event, Err: ErrNoHandler}
 	}
-	results, err := f.Call(nil, elems[1:], p.Attachments)
+	results, err := f.Call(nil, elems[1:], p.Attachments, reflect.Value{})
 	if err != nil {
 		a.nsp.hub.reportError(nil, &EventError{Event: event, Err: err})
 		if callback.IsPanic(err) {

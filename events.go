@@ -21,7 +21,8 @@ func mustHandler(event string, handler any) *callback.Func {
 	if parser.IsReserved(event) {
 		panic(fmt.Sprintf("rally: On(%q): reserved event name; use OnConnect or OnDisconnect", event))
 	}
-	f, err := callback.New(fmt.Sprintf("rally: On(%q)", event), handler, socketType)
+	f, err := callback.NewSpec(fmt.Sprintf("rally: On(%q)", event), handler,
+		callback.Spec{Fixed: []reflect.Type{socketType}, Ack: ackType})
 	if err != nil {
 		panic(err.Error())
 	}
@@ -73,7 +74,6 @@ func (e *EventError) Unwrap() error { return e.Err }
 //     decoder text, none of the input;
 //   - "internal server error" when the handler panics or its results
 //     cannot be encoded;
-//   - ErrNoHandler's text when no handler is registered;
 //   - the text of the error the handler returned, the handler's own
 //     choice, cut to 256 bytes at a UTF-8 boundary, the last of them
 //     saying "… (N bytes cut)", when it is longer.
@@ -196,6 +196,8 @@ func (r Reply) Err() error {
 	return &e
 }
 
-// ErrNoHandler is the cause of the EventError answered to an event no
-// handler is registered for, when the client asked for an ack.
+// ErrNoHandler is the cause of the EventError returned when no handler is
+// registered for a server-side event (OnServerEvent). An event from a
+// client that no handler takes gets no answer, ack or not, as with the
+// official server.
 var ErrNoHandler = errors.New("no handler for this event")

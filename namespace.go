@@ -85,17 +85,24 @@ func (n *Namespace) Name() string { return n.name }
 // The results are the acknowledgement when the client asked for one. A
 // last result of type error is not sent: when it is non-nil the client
 // gets an error ack ({"error": message}) instead. Errors, decoding
-// failures and panics also go to Options.OnError.
+// failures and panics also go to Options.OnError. A handler that takes an
+// Ack as its last parameter (before a variadic one) answers through it
+// instead: with any number of arguments, later, or not at all; it knows
+// whether the client asked for an answer (Ack.Requested).
 //
 //	hub.On("salutations", func(s *rally.Socket, text string, who map[string]string, data []byte) {})
 //	hub.On("sum", func(s *rally.Socket, a, b int) (int, error) { return a + b, nil })
 //	hub.On("relay", func(s *rally.Socket, args ...any) { s.Broadcast().Emit("relay", args...) })
+//	hub.On("echo", func(s *rally.Socket, ack rally.Ack, args ...any) { ack.Send(args...) })
 //
 // A handler with an unusable signature, an empty event name or a reserved
-// one ("connect", "disconnect", ...) makes On panic at registration.
-// Handlers of one socket run one at a time, in the order the events
+// one ("connect", "disconnect", ...) makes On panic at registration. An
+// event no handler takes is dropped, unanswered, as the official server
+// does. Handlers of one socket run one at a time, in the order the events
 // arrived, on a goroutine of their own; a slow handler delays only its
-// socket.
+// socket. A handler that must wait for something before it answers
+// returns at once and sends its Ack from a goroutine of its own: the
+// socket's next events do not wait for it.
 func (n *Namespace) On(event string, handler any) {
 	f := mustHandler(event, handler)
 	n.hmu.Lock()

@@ -162,7 +162,6 @@ func TestBadArgumentAckIsNeutral(t *testing.T) {
 		{"second argument", func(*rally.Socket, string, stamped) {}, []any{"fine", map[string]string{"When": bigInput}}, "invalid argument 2"},
 		{"variadic", func(*rally.Socket, ...note) {}, []any{map[string]string{}, bigInput}, "invalid argument 2"},
 		{"panic with the input", func(_ *rally.Socket, s string) { panic(s) }, []any{bigInput}, "internal server error"},
-		{"no handler", nil, []any{bigInput}, rally.ErrNoHandler.Error()},
 	}
 	transports := []string{client.TransportWebSocket, client.TransportPolling}
 	for _, tt := range tests {

@@ -398,12 +398,13 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	args := elems[1:]
 	f := s.handler(event)
 	if f == nil {
-		if p.ID != parser.NoID {
-			s.ackError(p.ID, &EventError{Event: event, Err: ErrNoHandler})
-		}
+		return // no ack either, as the official server
+	}
+	if f.TakesAck() {
+		s.dispatchWithAck(f, event, args, p)
 		return
 	}
-	results, err := f.Call([]reflect.Value{reflect.ValueOf(s)}, args, p.Attachments)
+	results, err := f.Call([]reflect.Value{reflect.ValueOf(s)}, args, p.Attachments, reflect.Value{})
 	if err != nil {
 		err = &EventError{Event: event, Err: err}
 		s.nsp.hub.reportError(s, err)
@@ -425,6 +426,23 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	s.sendAck(p.ID, data, atts)
 }
 
+// dispatchWithAck calls a handler that answers through an Ack.
+func (s *Socket) dispatchWithAck(f *callback.Func, event string, args []json.RawMessage, p *parser.Packet) {
+	var ack Ack
+	if p.ID != parser.NoID {
+		ack.st = &ackState{s: s, id: p.ID}
+		ack.st.inHandler.Store(true)
+		defer ack.st.inHandler.Store(false)
+	}
+	if _, err := f.Call([]reflect.Value{reflect.ValueOf(s)}, args, p.Attachments, reflect.ValueOf(ack)); err != nil {
+		err = &EventError{Event: event, Err: err}
+		s.nsp.hub.reportError(s, err)
+		if ack.st != nil {
+			ack.st.sendError(err)
+		}
+	}
+}
+
 // ackError answers an ack request with the error form of an ack, whose
 // message shows the client nothing of the server (see AckError).
 func (s *Socket) ackError(id int64, err error) {
@@ -432,12 +450,25 @@ func (s *Socket) ackError(id int64, err error) {
 	s.sendAck(id, data, nil)
 }
 
+// sendAck answers from the socket's goroutine, writing the ack there when
+// nothing else is being written.
 func (s *Socket) sendAck(id int64, data json.RawMessage, atts [][]byte) {
+	s.writeAck(id, data, atts, true)
+}
+
+// writeAck sends an ACK packet; inline when called from the socket's
+// goroutine (see conn.reply), queued for the writer otherwise.
+func (s *Socket) writeAck(id int64, data json.RawMessage, atts [][]byte, inline bool) {
 	typ := parser.Ack
 	if len(atts) > 0 {
 		typ = parser.BinaryAck
 	}
-	s.conn.reply(&parser.Packet{Type: typ, Namespace: s.nsp.name, ID: id, Data: data, Attachments: atts})
+	p := &parser.Packet{Type: typ, Namespace: s.nsp.name, ID: id, Data: data, Attachments: atts}
+	if inline {
+		s.conn.reply(p)
+	} else {
+		s.conn.send(p)
+	}
 }
 
 // close disconnects the socket with reason, sending a DISCONNECT packet if

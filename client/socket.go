@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/rallyhq/rally"
@@ -302,7 +303,7 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	if f == nil {
 		return
 	}
-	results, err := f.Call(nil, elems[1:], p.Attachments)
+	results, err := f.Call(nil, elems[1:], p.Attachments, reflect.Value{})
 	if p.ID == parser.NoID {
 		return
 	}

@@ -21,6 +21,7 @@ type Func struct {
 	fn       reflect.Value
 	fixed    int            // leading parameters supplied by the caller
 	params   []reflect.Type // decoded parameters, the variadic one excluded
+	ack      bool           // the caller supplies the last non-variadic parameter
 	variadic reflect.Type   // element type of a final ...T parameter, or nil
 	results  int            // results sent as ack arguments
 	hasErr   bool           // the last result is an error
@@ -30,6 +31,23 @@ type Func struct {
 // types in fixed, and whose other parameters and results can be JSON-coded.
 // what names the function in errors ("handler of event \"x\"").
 func New(what string, fn any, fixed ...reflect.Type) (*Func, error) {
+	return NewSpec(what, fn, Spec{Fixed: fixed})
+}
+
+// Spec says which parameters of a function the caller supplies rather than
+// decodes.
+type Spec struct {
+	// Fixed are the types of the leading parameters.
+	Fixed []reflect.Type
+	// Ack, when set, is the type of a parameter the function may take
+	// after the decoded ones (before a variadic one): its answer, which
+	// then goes through that parameter rather than its results.
+	Ack reflect.Type
+}
+
+// NewSpec is New for a function whose supplied parameters spec describes.
+func NewSpec(what string, fn any, spec Spec) (*Func, error) {
+	fixed := spec.Fixed
 	v := reflect.ValueOf(fn)
 	if fn == nil || v.Kind() != reflect.Func {
 		return nil, fmt.Errorf("%s: got %T, want a function", what, fn)
@@ -55,7 +73,14 @@ func New(what string, fn any, fixed ...reflect.Type) (*Func, error) {
 		f.variadic = t.In(n - 1).Elem()
 		n--
 	}
+	if spec.Ack != nil && n > len(fixed) && t.In(n-1) == spec.Ack {
+		f.ack = true
+		n--
+	}
 	for i := len(fixed); i < n; i++ {
+		if spec.Ack != nil && t.In(i) == spec.Ack {
+			return nil, fmt.Errorf("%s: %s: %s must be the last parameter (before a variadic one)", what, t, spec.Ack)
+		}
 		if err := decodable(t.In(i)); err != nil {
 			return nil, fmt.Errorf("%s: parameter %d of %s: %w", what, i+1, t, err)
 		}
@@ -70,6 +95,9 @@ func New(what string, fn any, fixed ...reflect.Type) (*Func, error) {
 	if f.results > 0 && t.Out(f.results-1) == errorType {
 		f.hasErr = true
 		f.results--
+	}
+	if f.ack && f.results > 0 {
+		return nil, fmt.Errorf("%s: %s answers through its %s: it may return an error, nothing else", what, t, spec.Ack)
 	}
 	for i := range f.results {
 		if t.Out(i) == errorType {
@@ -114,6 +142,9 @@ func encodable(t reflect.Type) error {
 	}
 	return nil
 }
+
+// TakesAck reports whether the function takes the Spec's Ack parameter.
+func (f *Func) TakesAck() bool { return f.ack }
 
 // WantsArgs reports whether the function takes any decoded argument.
 func (f *Func) WantsArgs() bool { return len(f.params) > 0 || f.variadic != nil }
@@ -187,18 +218,19 @@ type PanicError struct {
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // Call decodes args (JSON texts, with binary attachments) into the
-// function's parameters, calls it after the fixed arguments, and returns its
-// non-error results. Missing arguments are zero values; extra ones are
-// ignored unless the function is variadic. A decoding failure is an
-// *ArgError and the function is not called; a panic is a *PanicError.
-func (f *Func) Call(fixed []reflect.Value, args []json.RawMessage, attachments [][]byte) (results []any, err error) {
+// function's parameters, calls it after the fixed arguments (and with ack,
+// when it takes one), and returns its non-error results. Missing arguments
+// are zero values; extra ones are ignored unless the function is variadic.
+// A decoding failure is an *ArgError and the function is not called; a
+// panic is a *PanicError.
+func (f *Func) Call(fixed []reflect.Value, args []json.RawMessage, attachments [][]byte, ack reflect.Value) (results []any, err error) {
 	// Decoding runs user code too (UnmarshalJSON methods): recover from it.
 	defer func() {
 		if p := recover(); p != nil {
 			results, err = nil, &PanicError{Value: p, Stack: debug.Stack()}
 		}
 	}()
-	in := make([]reflect.Value, 0, f.fixed+len(f.params)+1)
+	in := make([]reflect.Value, 0, f.fixed+len(f.params)+2)
 	in = append(in, fixed...)
 	for i, t := range f.params {
 		v := reflect.New(t)
@@ -208,6 +240,9 @@ func (f *Func) Call(fixed []reflect.Value, args []json.RawMessage, attachments [
 			}
 		}
 		in = append(in, v.Elem())
+	}
+	if f.ack {
+		in = append(in, ack)
 	}
 	if f.variadic != nil {
 		rest := 0

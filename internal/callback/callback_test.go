@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func TestArgErrorText(t *testing.T) {
 			for i, a := range tt.args {
 				args[i] = json.RawMessage(a)
 			}
-			_, err = f.Call(nil, args, nil)
+			_, err = f.Call(nil, args, nil, reflect.Value{})
 			var ae *ArgError
 			if !errors.As(err, &ae) {
 				t.Fatalf("Call: %v, want an *ArgError", err)

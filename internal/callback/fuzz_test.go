@@ -140,7 +140,7 @@ func FuzzCall(f *testing.F) {
 
 		for i, fn := range funcs {
 			called, panicked, failed = false, false, false
-			results, err := fn.Call(handlers[i].fixed, args, attachments)
+			results, err := fn.Call(handlers[i].fixed, args, attachments, reflect.Value{})
 			var argErr *ArgError
 			switch {
 			case errors.As(err, &argErr):

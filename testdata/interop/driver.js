@@ -7,8 +7,9 @@
 //        the event's args. Prints "connect"/"connect_error" (see lib.js),
 //        then {"event":"ready","name":...} once connected (and upgraded, in
 //        the default mode).
-//   {"op":"emit","name":"a","ev":"join","args":[...],"ack":true,"tag":"t1"}
-//        emits; with ack, prints {"event":"ack","name","tag","args"}.
+//   {"op":"emit","name":"a","ev":"join","args":[...],"ack":true,"tag":"t1","timeout":ms}
+//        emits; with ack, prints {"event":"ack","name","tag","args"}, or
+//        with "error" set when no ack came within timeout (10 s).
 //   {"op":"disconnect","name":"a"}    socket.disconnect()
 //   {"op":"state","name":"a"}         prints {"event":"state",...}
 //   {"op":"exit"}
@@ -49,7 +50,7 @@ lib.commands(async (cmd) => {
       const socket = get(cmd.name);
       const args = dec(cmd.args || []);
       if (cmd.ack) {
-        socket.timeout(10000).emit(cmd.ev, ...args, (err, ...res) => {
+        socket.timeout(cmd.timeout || 10000).emit(cmd.ev, ...args, (err, ...res) => {
           out({ event: 'ack', name: cmd.name, tag: cmd.tag, error: err ? err.message : null, args: enc(res) });
         });
       } else {

@@ -1,0 +1,123 @@
+package rally_test
+
+// Acknowledgements answered through rally.Ack, checked with the official
+// client in every transport mode and against the official Node server
+// running the same handlers (testdata/interop/server.js): what the client
+// sees must be the same.
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/internal/nodetest"
+)
+
+// ackHandlers registers what server.js's "acks" scenario registers.
+func ackHandlers(hub *rally.Hub) {
+	hub.On("echo", func(s *rally.Socket, ack rally.Ack, args ...any) { ack.Send(args...) })
+	hub.On("sleep", func(s *rally.Socket, ms int, ack rally.Ack) {
+		go func() {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+			ack.Send(ms)
+		}()
+	})
+	hub.On("quiet", func(s *rally.Socket, ack rally.Ack) {})
+	hub.On("requested", func(s *rally.Socket, ack rally.Ack) {
+		s.Emit("requested", ack.Requested())
+		ack.Send()
+	})
+	hub.On("failing", func(s *rally.Socket, ack rally.Ack) error { return errors.New("nope") })
+}
+
+// ackTranscript drives one client through the acks scenario and returns
+// what it saw, step by step.
+func ackTranscript(t *testing.T, d *driver) []any {
+	t.Helper()
+	d.openReady("c")
+	var seen []any
+	step := func(name string, v any) { seen = append(seen, map[string]any{name: v}) }
+
+	step("echo two", d.emitAck("c", "echo", "a", "b"))
+	step("echo none", d.emitAck("c", "echo"))
+	step("echo binary", d.emitAck("c", "echo", map[string]any{"$buffer": "0102"}, "x", map[string]any{"$buffer": "03"}))
+
+	// A slow answer does not hold up a fast one sent after it.
+	d.p.Send(map[string]any{"op": "emit", "name": "c", "ev": "sleep", "args": []any{400}, "ack": true, "tag": "slow"})
+	d.p.Send(map[string]any{"op": "emit", "name": "c", "ev": "sleep", "args": []any{10}, "ack": true, "tag": "fast"})
+	waitEvent(t, d.p, "ack", map[string]any{"name": "c", "tag": "slow"})
+	waitEvent(t, d.p, "ack", map[string]any{"name": "c", "tag": "fast"})
+	var order []any // in the order the client got them
+	for _, l := range d.p.Lines() {
+		if tag := l.Text("tag"); l.Event == "ack" && (tag == "slow" || tag == "fast") {
+			order = append(order, []any{tag, l.Get("args")})
+		}
+	}
+	step("sleep order", order)
+
+	step("never answered", d.emitAckError("c", "quiet", 300))
+	step("no handler", d.emitAckError("c", "nohandler", 300))
+
+	d.emit("c", "requested")
+	step("requested without a callback", waitEvents(t, d.p, 1, "recv", map[string]any{"name": "c", "ev": "requested"})[0].Get("args"))
+	step("requested's answer", d.emitAck("c", "requested"))
+	step("requested with a callback", waitEvents(t, d.p, 2, "recv", map[string]any{"name": "c", "ev": "requested"})[1].Get("args"))
+
+	step("failing", d.emitAck("c", "failing"))
+	return seen
+}
+
+// emitAckError emits with an ack callback that times out after ms and
+// returns the client's error, or the ack's arguments if one came.
+func (d *driver) emitAckError(name, ev string, ms int) any {
+	d.t.Helper()
+	d.tags++
+	tag := fmt.Sprintf("%s-%d", ev, d.tags)
+	d.p.Send(map[string]any{"op": "emit", "name": name, "ev": ev, "args": []any{}, "ack": true, "tag": tag, "timeout": ms})
+	l := waitEvent(d.t, d.p, "ack", map[string]any{"name": name, "tag": tag})
+	if e := l.Get("error"); e != nil {
+		return map[string]any{"error": e}
+	}
+	return l.Get("args")
+}
+
+// nodeServer starts server.js with a scenario and returns its URL.
+func nodeServer(t *testing.T, mode, scenario string) string {
+	t.Helper()
+	p := nodetest.Start(t, "server.js", nodetest.Options{
+		Args:    []string{scenario},
+		Env:     []string{"RALLY_TRANSPORT=" + mode},
+		Timeout: 2 * time.Minute,
+	})
+	return waitEvent(t, p, "listening", nil).Text("url")
+}
+
+func TestInteropAckCallbacks(t *testing.T) {
+	nodetest.Node(t)
+	want := []any{
+		map[string]any{"echo two": []any{"a", "b"}},
+		map[string]any{"echo none": []any{}},
+		map[string]any{"echo binary": []any{map[string]any{"$buffer": "0102"}, "x", map[string]any{"$buffer": "03"}}},
+		map[string]any{"sleep order": []any{[]any{"fast", []any{10}}, []any{"slow", []any{400}}}},
+		map[string]any{"never answered": map[string]any{"error": "operation has timed out"}},
+		map[string]any{"no handler": map[string]any{"error": "operation has timed out"}},
+		map[string]any{"requested without a callback": []any{false}},
+		map[string]any{"requested's answer": []any{}},
+		map[string]any{"requested with a callback": []any{true}},
+		map[string]any{"failing": []any{map[string]any{"error": "nope"}}},
+	}
+	for _, mode := range interopModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := startInterop(t, mode, nil, nil)
+			ackHandlers(srv.hub)
+			rally := ackTranscript(t, srv.driver(t))
+			checkJSON(t, "what the client saw of rally", rally, want)
+
+			node := &interopServer{url: nodeServer(t, mode, "acks"), mode: mode}
+			checkJSON(t, "what the client saw of rally and of Node", rally, ackTranscript(t, node.driver(t)))
+		})
+	}
+}

@@ -1,0 +1,49 @@
+'use strict';
+// The official Socket.IO server, for differential tests: the Go test runs
+// the same client script against it and against rally, and compares what
+// the client saw. The handlers of each scenario mirror the Go ones.
+//
+// Usage: node server.js <scenario>. Prints {"event":"listening","url":...}
+// once it listens on a free loopback port. RALLY_TRANSPORT=deflate turns
+// permessage-deflate on, as the Go side does with Options.Compression.
+const { createServer } = require('node:http');
+const { Server } = require('socket.io');
+const lib = require('./lib-server');
+
+const scenarios = {
+  // Acknowledgements: as many arguments as came, none, later, never, on
+  // error, and whether one was asked for.
+  acks(io) {
+    io.on('connection', (socket) => {
+      socket.on('echo', (...args) => {
+        const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
+        if (ack) ack(...args);
+      });
+      socket.on('sleep', (ms, ack) => {
+        setTimeout(() => ack(ms), ms);
+      });
+      socket.on('quiet', () => {});
+      socket.on('requested', (ack) => {
+        const asked = typeof ack === 'function';
+        socket.emit('requested', asked);
+        if (asked) ack();
+      });
+      socket.on('failing', (ack) => {
+        ack({ error: 'nope' });
+      });
+    });
+  },
+};
+
+const name = process.argv[2];
+if (!scenarios[name]) lib.fatal(new Error(`unknown scenario ${name}`));
+const httpServer = createServer();
+const io = new Server(httpServer, {
+  perMessageDeflate: process.env.RALLY_TRANSPORT === 'deflate' ? { threshold: 0 } : false,
+});
+scenarios[name](io);
+httpServer.listen(0, '127.0.0.1', () => {
+  lib.out({ event: 'listening', url: `http://127.0.0.1:${httpServer.address().port}` });
+});
+process.stdin.on('data', () => {});
+process.stdin.on('end', () => process.exit(0));
