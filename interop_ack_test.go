@@ -121,3 +121,37 @@ func TestInteropAckCallbacks(t *testing.T) {
 		})
 	}
 }
+
+// closeTranscript has the server close a client's connection and returns
+// how the client took it.
+func closeTranscript(t *testing.T, d *driver) []any {
+	t.Helper()
+	d.openReady("c")
+	d.emit("c", "close me")
+	l := waitEvent(t, d.p, "disconnect", map[string]any{"name": "c"})
+	waitEvents(t, d.p, 2, "connect", map[string]any{"name": "c"}) // it came back by itself
+	return []any{l.Get("reason"), l.Get("active")}
+}
+
+// A connection closed without DISCONNECT, as Node's socket.conn.close()
+// does: the client sees the transport close and reconnects.
+func TestInteropCloseConnection(t *testing.T) {
+	nodetest.Node(t)
+	for _, mode := range interopModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := startInterop(t, mode, nil, nil)
+			reasons := make(chan string, 2)
+			srv.hub.OnDisconnect(func(s *rally.Socket, reason string) { reasons <- reason })
+			srv.hub.On("close me", func(s *rally.Socket) { s.CloseConnection() })
+			got := closeTranscript(t, srv.driver(t))
+			checkJSON(t, "the client's disconnect", got, []any{"transport close", true})
+			if r := recv(t, reasons, "OnDisconnect"); r != rally.ReasonForcedClose {
+				t.Errorf("OnDisconnect reason %q, want %q", r, rally.ReasonForcedClose)
+			}
+
+			node := &interopServer{url: nodeServer(t, mode, "closeconn"), mode: mode}
+			checkJSON(t, "the client's disconnect, rally and Node", got, closeTranscript(t, node.driver(t)))
+		})
+	}
+}

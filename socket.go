@@ -323,6 +323,13 @@ func (s *Socket) Disconnect(closeConn bool) {
 	s.close(ReasonServerNamespaceDisconnect, true)
 }
 
+// CloseConnection closes the socket's connection, with every namespace
+// on it, without DISCONNECT packets (Node's socket.conn.close()): what is
+// queued is written first, then the transport is closed. The client sees
+// the transport close and, unlike after Disconnect, reconnects by itself.
+// The sockets' OnDisconnect handlers get ReasonForcedClose.
+func (s *Socket) CloseConnection() { s.conn.sess.Close() }
+
 // enqueue runs job on the socket's dispatch goroutine, after the jobs
 // queued before it. The goroutine, pooled, exists only while jobs are
 // queued.

@@ -33,6 +33,13 @@ const scenarios = {
       });
     });
   },
+
+  // The server closes a client's connection without DISCONNECT.
+  closeconn(io) {
+    io.on('connection', (socket) => {
+      socket.on('close me', () => socket.conn.close());
+    });
+  },
 };
 
 const name = process.argv[2];
