@@ -70,6 +70,25 @@ func (a Ack) Send(args ...any) error {
 	return nil
 }
 
+// newAck returns the Ack of an event with the given id (none for NoID),
+// for a handler about to run on the socket's goroutine.
+func (s *Socket) newAck(id int64) Ack {
+	if id == parser.NoID {
+		return Ack{}
+	}
+	st := &ackState{s: s, id: id}
+	st.inHandler.Store(true)
+	return Ack{st: st}
+}
+
+// handlerReturned notes that the handler that got a is done: a later
+// Send comes from another goroutine.
+func (a Ack) handlerReturned() {
+	if a.st != nil {
+		a.st.inHandler.Store(false)
+	}
+}
+
 // sendError answers with the error form of an ack, unless it was sent.
 func (st *ackState) sendError(err error) {
 	if st.sent.CompareAndSwap(false, true) {

@@ -8,6 +8,9 @@ package rally_test
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +155,74 @@ func TestInteropCloseConnection(t *testing.T) {
 
 			node := &interopServer{url: nodeServer(t, mode, "closeconn"), mode: mode}
 			checkJSON(t, "the client's disconnect, rally and Node", got, closeTranscript(t, node.driver(t)))
+		})
+	}
+}
+
+// listenersTranscript sends events through packet middleware, catch-all
+// listeners and the fallback, and returns what the client got back.
+func listenersTranscript(t *testing.T, d *driver) []any {
+	t.Helper()
+	d.openReady("c")
+	return []any{
+		d.emitAck("c", "shout", "hi"),         // rewritten by middleware
+		d.emitAckError("c", "forbidden", 300), // refused by middleware
+		d.emitAck("c", "mystery", 1),          // no handler: the fallback
+		d.emitAck("c", "report"),              // what ran, in order
+	}
+}
+
+func TestInteropListeners(t *testing.T) {
+	nodetest.Node(t)
+	for _, mode := range interopModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := startInterop(t, mode, nil, nil)
+			var mu sync.Mutex
+			var log []string
+			note := func(s string) { mu.Lock(); log = append(log, s); mu.Unlock() }
+			hub := srv.hub
+			hub.OnConnect(func(s *rally.Socket) {
+				s.Use(func(s *rally.Socket, e *rally.Event) error {
+					switch e.Name {
+					case "forbidden":
+						return errors.New("not allowed")
+					case "shout":
+						var text string
+						if err := e.Decode(&text); err != nil {
+							return err
+						}
+						return e.SetArgs(strings.ToUpper(text))
+					}
+					return nil
+				})
+				s.OnAny(func(s *rally.Socket, e *rally.Event) { note("any:" + e.Name) })
+				s.PrependAny(func(s *rally.Socket, e *rally.Event) { note("first:" + e.Name) })
+			})
+			hub.On("shout", func(s *rally.Socket, text string, ack rally.Ack) {
+				note("handler:shout")
+				ack.Send(text)
+			})
+			hub.OnUnhandled(func(s *rally.Socket, e *rally.Event, ack rally.Ack) { ack.Send("fallback " + e.Name) })
+			hub.On("report", func(s *rally.Socket) []string {
+				mu.Lock()
+				defer mu.Unlock()
+				return slices.Clone(log)
+			})
+
+			got := listenersTranscript(t, srv.driver(t))
+			checkJSON(t, "what the client saw of rally", got, []any{
+				[]any{"HI"},
+				map[string]any{"error": "operation has timed out"},
+				[]any{"fallback mystery"},
+				[]any{[]any{"first:shout", "any:shout", "handler:shout", "first:forbidden", "any:forbidden",
+					"first:mystery", "any:mystery", "first:report", "any:report"}},
+			})
+			node := &interopServer{url: nodeServer(t, mode, "listeners"), mode: mode}
+			checkJSON(t, "what the client saw of rally and of Node", got, listenersTranscript(t, node.driver(t)))
+			if errs := srv.errors(); !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, "not allowed") }) {
+				t.Errorf("the refusal did not reach OnError: %q", errs)
+			}
 		})
 	}
 }

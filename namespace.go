@@ -43,6 +43,8 @@ type Namespace struct {
 	middleware   []ConnectMiddleware
 	onConnect    []func(*Socket)
 	onDisconnect []func(*Socket, string)
+	anyListeners []func(*Socket, *Event)
+	unhandled    func(*Socket, *Event, Ack)
 
 	mu      sync.RWMutex
 	sockets map[string]*Socket

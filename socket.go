@@ -80,10 +80,12 @@ type Socket struct {
 	// its OnConnect handlers may when the client leaves at once.
 	abandoned bool
 
-	mu       sync.Mutex
-	handlers map[string]*callback.Func
-	acks     map[int64]func(Reply)
-	data     any
+	mu              sync.Mutex
+	handlers        map[string]*callback.Func
+	acks            map[int64]func(Reply)
+	data            any
+	eventMiddleware []EventMiddleware
+	anyListeners    []func(*Socket, *Event)
 
 	queue serial.Queue // handlers, connect and disconnect, in order
 
@@ -402,16 +404,26 @@ func (s *Socket) dispatch(p *parser.Packet) {
 		return // the decoder validated the payload
 	}
 	event, _ := parser.EventName(p.Data)
-	args := elems[1:]
+	args, atts := elems[1:], p.Attachments
+	mws, anys, unhandled := s.listeners()
+	if mws != nil || anys != nil {
+		var ok bool
+		if args, atts, ok = s.throughListeners(event, args, p, mws, anys); !ok {
+			return
+		}
+	}
 	f := s.handler(event)
 	if f == nil {
+		if unhandled != nil {
+			s.dispatchUnhandled(unhandled, &Event{Name: event, args: Reply{args: args, attachments: atts}}, p.ID)
+		}
 		return // no ack either, as the official server
 	}
 	if f.TakesAck() {
-		s.dispatchWithAck(f, event, args, p)
+		s.dispatchWithAck(f, event, args, atts, p.ID)
 		return
 	}
-	results, err := f.Call([]reflect.Value{reflect.ValueOf(s)}, args, p.Attachments, reflect.Value{})
+	results, err := f.Call([]reflect.Value{reflect.ValueOf(s)}, args, atts, reflect.Value{})
 	if err != nil {
 		err = &EventError{Event: event, Err: err}
 		s.nsp.hub.reportError(s, err)
@@ -434,19 +446,30 @@ func (s *Socket) dispatch(p *parser.Packet) {
 }
 
 // dispatchWithAck calls a handler that answers through an Ack.
-func (s *Socket) dispatchWithAck(f *callback.Func, event string, args []json.RawMessage, p *parser.Packet) {
-	var ack Ack
-	if p.ID != parser.NoID {
-		ack.st = &ackState{s: s, id: p.ID}
-		ack.st.inHandler.Store(true)
-		defer ack.st.inHandler.Store(false)
+func (s *Socket) dispatchWithAck(f *callback.Func, event string, args []json.RawMessage, atts [][]byte, id int64) {
+	ack := s.newAck(id)
+	defer ack.handlerReturned()
+	if _, err := f.Call([]reflect.Value{reflect.ValueOf(s)}, args, atts, reflect.ValueOf(ack)); err != nil {
+		s.handlerFailed(event, err, ack)
 	}
-	if _, err := f.Call([]reflect.Value{reflect.ValueOf(s)}, args, p.Attachments, reflect.ValueOf(ack)); err != nil {
-		err = &EventError{Event: event, Err: err}
-		s.nsp.hub.reportError(s, err)
-		if ack.st != nil {
-			ack.st.sendError(err)
-		}
+}
+
+// dispatchUnhandled calls the OnUnhandled handler.
+func (s *Socket) dispatchUnhandled(fn func(*Socket, *Event, Ack), e *Event, id int64) {
+	ack := s.newAck(id)
+	defer ack.handlerReturned()
+	if err := protect(func() error { fn(s, e, ack); return nil }); err != nil {
+		s.handlerFailed(e.Name, err, ack)
+	}
+}
+
+// handlerFailed reports a handler's error and answers it, if asked and
+// not answered yet.
+func (s *Socket) handlerFailed(event string, err error, ack Ack) {
+	err = &EventError{Event: event, Err: err}
+	s.nsp.hub.reportError(s, err)
+	if ack.st != nil {
+		ack.st.sendError(err)
 	}
 }
 

@@ -34,6 +34,33 @@ const scenarios = {
     });
   },
 
+  // Packet middleware that refuses and rewrites, catch-all listeners in
+  // order, and a fallback for events no listener takes.
+  listeners(io) {
+    io.on('connection', (socket) => {
+      const log = [];
+      socket.use((packet, next) => {
+        if (packet[0] === 'forbidden') return next(new Error('not allowed'));
+        if (packet[0] === 'shout') packet[1] = String(packet[1]).toUpperCase();
+        next();
+      });
+      // The fallback of events no listener takes, after the other
+      // middleware, as rally's OnUnhandled.
+      socket.use((packet, next) => {
+        const ack = packet[packet.length - 1];
+        if (socket.listeners(packet[0]).length > 0) return next();
+        if (typeof ack === 'function') ack(`fallback ${packet[0]}`);
+      });
+      socket.on('error', () => {}); // what middleware refused
+      socket.onAny((event) => log.push(`any:${event}`));
+      socket.prependAny((event) => log.push(`first:${event}`));
+      socket.on('shout', (text, ack) => {
+        log.push('handler:shout');
+        ack(text);
+      });
+      socket.on('report', (ack) => ack(log));
+    });
+  },
   // The server closes a client's connection without DISCONNECT.
   closeconn(io) {
     io.on('connection', (socket) => {
