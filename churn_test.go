@@ -131,6 +131,7 @@ func TestChurn(t *testing.T) {
 // and disconnects from many goroutines at once; run it with -race.
 func TestConcurrentOperations(t *testing.T) {
 	hub := rally.NewHub(nil)
+	hub.On("check", func(s *rally.Socket) string { return "ok" })
 	srv := sockettest.NewServer(t, hub)
 	var clients []*client.Socket
 	for i := range 20 {
@@ -192,8 +193,8 @@ func TestConcurrentOperations(t *testing.T) {
 			continue
 		}
 		connected++
-		r, err := c.EmitWithAck(ctx5s(t), "unknown event")
-		if r.Len() != 1 || err == nil {
+		r, err := c.EmitWithAck(ctx5s(t), "check")
+		if r.Len() != 1 || err != nil {
 			t.Fatalf("client %s: %v %v", c.ID(), r, err)
 		}
 	}

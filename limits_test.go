@@ -228,8 +228,8 @@ func TestPausedClientOutlivesPingTimeout(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			hub := rally.NewHub(&rally.Options{
 				MaxPendingEvents: 2,
-				PingInterval:     200 * time.Millisecond,
-				PingTimeout:      200 * time.Millisecond,
+				PingInterval:     400 * time.Millisecond,
+				PingTimeout:      400 * time.Millisecond,
 			})
 			var handled atomic.Int32
 			hub.On("slow", func(s *rally.Socket) {
@@ -240,7 +240,7 @@ func TestPausedClientOutlivesPingTimeout(t *testing.T) {
 			hub.OnDisconnect(func(s *rally.Socket, reason string) { reasons <- reason })
 			srv := sockettest.NewServer(t, hub)
 			c := srv.Dial(t, "/", &client.Options{Transports: []string{transport}})
-			const n = 20 // 2 s of handling, far past the ping timeout
+			const n = 25 // 2.5 s of handling, three heartbeats and more
 			for range n {
 				c.Emit("slow")
 			}
