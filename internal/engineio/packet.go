@@ -76,7 +76,11 @@ func DecodePacket(s []byte) (Packet, error) {
 		return Packet{}, errParse
 	}
 	if s[0] == 'b' {
-		data, err := base64.StdEncoding.AppendDecode(nil, s[1:])
+		// Decode into a non-nil slice: "b" alone is an empty binary
+		// message, which must stay distinct from no data at all
+		// (AppendDecode(nil, ...) returns nil for it).
+		dst := make([]byte, 0, base64.StdEncoding.DecodedLen(len(s)-1))
+		data, err := base64.StdEncoding.AppendDecode(dst, s[1:])
 		if err != nil {
 			return Packet{}, errParse
 		}
