@@ -30,8 +30,9 @@ const jsDateLayout = "Mon Jan 02 2006 15:04:05 GMT-0700"
 
 // toNodeHandshake describes a rally handshake as Node's handshake object:
 // lower-cased header names, each header's values joined as Node's HTTP
-// server joins them, the query's single values as strings, auth {} when
-// the client sent none.
+// server joins them, the host among them (net/http keeps it out of
+// Header), the query's single values as strings, auth {} when the client
+// sent none.
 func toNodeHandshake(h *rally.Handshake) *nodeHandshake {
 	if h == nil {
 		h = &rally.Handshake{}
@@ -65,6 +66,9 @@ func toNodeHandshake(h *rally.Handshake) *nodeHandshake {
 		}
 		nh.Headers[name], _ = json.Marshal(v)
 	}
+	if h.Host != "" {
+		nh.Headers["host"], _ = json.Marshal(h.Host)
+	}
 	for name, values := range h.Query {
 		var v any = values
 		if len(values) == 1 {
@@ -76,7 +80,8 @@ func toNodeHandshake(h *rally.Handshake) *nodeHandshake {
 }
 
 // fromNodeHandshake converts Node's handshake object into a rally
-// handshake. Header names are canonicalized, so Header.Get works.
+// handshake. Header names are canonicalized, so Header.Get works; Host is
+// the host header, which Header keeps too.
 func fromNodeHandshake(nh *nodeHandshake) *rally.Handshake {
 	h := &rally.Handshake{
 		Header:      make(http.Header, len(nh.Headers)),
@@ -101,6 +106,9 @@ func fromNodeHandshake(nh *nodeHandshake) *rally.Handshake {
 	}
 	for name, raw := range nh.Headers {
 		h.Header[textproto.CanonicalMIMEHeaderKey(name)] = stringValues(raw)
+	}
+	if host := h.Header["Host"]; len(host) > 0 {
+		h.Host = host[0]
 	}
 	for name, raw := range nh.Query {
 		h.Query[name] = stringValues(raw)
