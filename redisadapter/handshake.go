@@ -138,9 +138,11 @@ type remoteSocket struct {
 }
 
 // toRemoteSocket describes a local socket for a fetchSockets answer. Its
-// data travels as JSON; data that cannot be encoded is sent as null.
+// data travels as JSON; a socket without data has {}, as a Node socket
+// starts with; data that cannot be encoded is left out.
 func toRemoteSocket(info rally.SocketInfo) (remoteSocket, error) {
-	rs := remoteSocket{ID: info.ID, Handshake: toNodeHandshake(info.Handshake), Rooms: strs(info.Rooms)}
+	rs := remoteSocket{ID: info.ID, Handshake: toNodeHandshake(info.Handshake), Rooms: strs(info.Rooms),
+		Data: json.RawMessage("{}")}
 	var err error
 	if info.Data != nil {
 		rs.Data, err = json.Marshal(info.Data)
