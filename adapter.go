@@ -95,13 +95,21 @@ func (a *LocalAdapter) Namespace() *Namespace { return a.nsp }
 // once for all of them.
 func (a *LocalAdapter) Broadcast(_ context.Context, p Packet, opts BroadcastOptions) error {
 	frames := encodeFrames(a.packet(p, parser.NoID))
+	var listening []*Socket
 	a.nsp.each(opts, func(s *Socket) {
+		sent := true
 		if opts.Volatile {
-			s.conn.sess.SendVolatile(frames...)
+			sent = s.conn.sess.SendVolatile(frames...)
 		} else {
 			s.conn.sess.Send(frames...)
 		}
+		if sent && s.hasOutgoing.Load() {
+			listening = append(listening, s)
+		}
 	})
+	for _, s := range listening { // out of the namespace's lock
+		s.notifyOutgoing(p.Data, p.Attachments)
+	}
 	return nil
 }
 
@@ -124,6 +132,9 @@ func (a *LocalAdapter) BroadcastWithAck(ctx context.Context, p Packet, opts Broa
 	for _, s := range a.nsp.selected(opts) {
 		if s.addAck(id, ack) && s.conn.sess.Send(frames...) == nil {
 			reached = append(reached, s)
+			if s.hasOutgoing.Load() {
+				s.notifyOutgoing(p.Data, p.Attachments)
+			}
 		}
 	}
 	clients(len(reached))

@@ -226,3 +226,49 @@ func TestInteropListeners(t *testing.T) {
 		})
 	}
 }
+
+// outgoingTranscript has the server emit and broadcast, and returns what
+// its outgoing listeners saw.
+func outgoingTranscript(t *testing.T, d *driver) []any {
+	t.Helper()
+	d.openReady("c")
+	got := []any{d.emitAck("c", "hello")}
+	waitEvent(t, d.p, "recv", map[string]any{"name": "c", "ev": "two"})
+	return append(got, d.emitAck("c", "report"))
+}
+
+func TestInteropOutgoingListeners(t *testing.T) {
+	nodetest.Node(t)
+	for _, mode := range interopModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := startInterop(t, mode, nil, nil)
+			var mu sync.Mutex
+			var log []any
+			note := func(v ...any) { mu.Lock(); log = append(log, v); mu.Unlock() }
+			hub := srv.hub
+			hub.OnConnect(func(s *rally.Socket) {
+				s.OnAnyOutgoing(func(s *rally.Socket, e *rally.Event) { note(append([]any{"out:" + e.Name}, e.Values()...)...) })
+				s.PrependAnyOutgoing(func(s *rally.Socket, e *rally.Event) { note("first:" + e.Name) })
+			})
+			hub.On("hello", func(s *rally.Socket) string {
+				s.Emit("one", 1)
+				hub.Emit("two", 2)
+				s.Broadcast().Emit("three", 3)
+				return "done"
+			})
+			hub.On("report", func(s *rally.Socket) []any {
+				mu.Lock()
+				defer mu.Unlock()
+				return slices.Clone(log)
+			})
+			got := outgoingTranscript(t, srv.driver(t))
+			checkJSON(t, "what rally's outgoing listeners saw", got, []any{
+				[]any{"done"},
+				[]any{[]any{[]any{"first:one"}, []any{"out:one", 1}, []any{"first:two"}, []any{"out:two", 2}}},
+			})
+			node := &interopServer{url: nodeServer(t, mode, "outgoing"), mode: mode}
+			checkJSON(t, "rally and Node", got, outgoingTranscript(t, node.driver(t)))
+		})
+	}
+}

@@ -103,6 +103,48 @@ func (h *Hub) OnAny(fn func(s *Socket, e *Event)) { h.main.OnAny(fn) }
 // handler takes. See Namespace.OnUnhandled.
 func (h *Hub) OnUnhandled(fn func(s *Socket, e *Event, ack Ack)) { h.main.OnUnhandled(fn) }
 
+// OnAnyOutgoing adds a listener called with every event sent to the
+// socket, by Emit or by a broadcast that reaches it (Node's
+// socket.onAnyOutgoing); acknowledgements are not events. A volatile
+// broadcast that skipped the socket is not reported.
+func (s *Socket) OnAnyOutgoing(fn func(s *Socket, e *Event)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.anyOutgoing = append(s.anyOutgoing, fn)
+	s.hasOutgoing.Store(true)
+}
+
+// PrependAnyOutgoing adds a listener like OnAnyOutgoing, ahead of those
+// already added.
+func (s *Socket) PrependAnyOutgoing(fn func(s *Socket, e *Event)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.anyOutgoing = slices.Insert(s.anyOutgoing, 0, fn)
+	s.hasOutgoing.Store(true)
+}
+
+// notifyOutgoing calls the OnAnyOutgoing listeners with an event sent, as
+// its [name, args...] payload and attachments.
+func (s *Socket) notifyOutgoing(data json.RawMessage, atts [][]byte) {
+	if !s.hasOutgoing.Load() {
+		return
+	}
+	s.mu.Lock()
+	fns := s.anyOutgoing
+	s.mu.Unlock()
+	elems, err := parser.SplitArray(data)
+	if err != nil || len(elems) == 0 {
+		return
+	}
+	name, _ := parser.EventName(data)
+	for _, fn := range fns {
+		e := &Event{Name: name, args: Reply{args: elems[1:], attachments: atts}}
+		if err := protect(func() error { fn(s, e); return nil }); err != nil {
+			s.nsp.hub.reportError(s, &EventError{Event: name, Err: fmt.Errorf("OnAnyOutgoing listener: %w", err)})
+		}
+	}
+}
+
 // listeners returns what an event goes through besides its handler; all
 // nil for most sockets.
 func (s *Socket) listeners() (mws []EventMiddleware, anys []func(*Socket, *Event), unhandled func(*Socket, *Event, Ack)) {

@@ -86,6 +86,10 @@ type Socket struct {
 	data            any
 	eventMiddleware []EventMiddleware
 	anyListeners    []func(*Socket, *Event)
+	anyOutgoing     []func(*Socket, *Event)
+	// hasOutgoing is set once an OnAnyOutgoing listener is added, so that
+	// broadcasts look at the others no further.
+	hasOutgoing atomic.Bool
 
 	queue serial.Queue // handlers, connect and disconnect, in order
 
@@ -222,7 +226,11 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if !s.isConnected() {
 		return ErrDisconnected
 	}
-	return s.conn.send(p)
+	if err := s.conn.send(p); err != nil {
+		return err
+	}
+	s.notifyOutgoing(p.Data, p.Attachments)
+	return nil
 }
 
 // Send emits the "message" event (socket.send).
@@ -246,6 +254,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Re
 	if err := s.conn.send(p); err != nil {
 		return Reply{}, ErrDisconnected
 	}
+	s.notifyOutgoing(p.Data, p.Attachments)
 	select {
 	case r := <-ch:
 		return r, r.Err()

@@ -61,6 +61,22 @@ const scenarios = {
       socket.on('report', (ack) => ack(log));
     });
   },
+  // Listeners of what is sent: emits to the socket and broadcasts that
+  // reach it, not acknowledgements.
+  outgoing(io) {
+    io.on('connection', (socket) => {
+      const log = [];
+      socket.onAnyOutgoing((event, ...args) => log.push([`out:${event}`, ...args]));
+      socket.prependAnyOutgoing((event) => log.push([`first:${event}`]));
+      socket.on('hello', (ack) => {
+        socket.emit('one', 1);
+        io.emit('two', 2);
+        socket.broadcast.emit('three', 3); // not to this socket
+        ack('done');
+      });
+      socket.on('report', (ack) => ack(log));
+    });
+  },
   // The server closes a client's connection without DISCONNECT.
   closeconn(io) {
     io.on('connection', (socket) => {
