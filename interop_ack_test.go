@@ -6,6 +6,7 @@ package rally_test
 // sees must be the same.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -269,6 +270,50 @@ func TestInteropOutgoingListeners(t *testing.T) {
 			})
 			node := &interopServer{url: nodeServer(t, mode, "outgoing"), mode: mode}
 			checkJSON(t, "rally and Node", got, outgoingTranscript(t, node.driver(t)))
+		})
+	}
+}
+
+// relayTranscript sends arguments whose key order and numbers a faithful
+// relay keeps, and returns the JSON text of what came back.
+func relayTranscript(t *testing.T, d *driver) []string {
+	t.Helper()
+	d.openReady("c")
+	var texts []string
+	for _, args := range []string{
+		`[{"z":1,"a":[{"$buffer":"01"},"x"],"m":{"y":2,"b":3}},{"$buffer":"02"},1.5]`,
+		`["plain",{"k2":true,"k1":null,"k0":1e3}]`,
+	} {
+		d.tags++
+		tag := fmt.Sprint("relay-", d.tags)
+		// As text, so that the keys keep the order chosen here.
+		d.p.Send(map[string]any{"op": "emit", "name": "c", "ev": "relay", "argsJSON": args, "ack": true, "tag": tag})
+		l := waitEvent(t, d.p, "ack", map[string]any{"name": "c", "tag": tag})
+		var line struct{ Args json.RawMessage }
+		if err := json.Unmarshal([]byte(l.Raw), &line); err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, string(line.Args))
+	}
+	return texts
+}
+
+// A relay through rally.Raw sends back what came as Node's relay does:
+// key order kept (...any would sort it) and binary values in place.
+func TestInteropRawRelay(t *testing.T) {
+	nodetest.Node(t)
+	for _, mode := range interopModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := startInterop(t, mode, nil, nil)
+			srv.hub.On("relay", func(s *rally.Socket, ack rally.Ack, args ...rally.Raw) { ack.Send(rally.Args(args)...) })
+			got := relayTranscript(t, srv.driver(t))
+			node := &interopServer{url: nodeServer(t, mode, "relay"), mode: mode}
+			want := relayTranscript(t, node.driver(t))
+			if !slices.Equal(got, want) {
+				t.Fatalf("relayed by rally:\n%s\nby Node:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			t.Logf("relayed as Node relays: %s", strings.Join(got, " "))
 		})
 	}
 }

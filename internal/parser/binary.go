@@ -147,13 +147,28 @@ func marshalArray(name string, withName bool, args []any) (json.RawMessage, [][]
 	var sub substitution
 	vals, copied := args, false
 	for i, a := range args {
-		if a == nil || !mayHoldBinary(reflect.TypeOf(a)) {
+		rs, raw := a.(RawSender)
+		if a == nil || !raw && !mayHoldBinary(reflect.TypeOf(a)) {
 			continue
 		}
 		if !copied {
 			vals, copied = append([]any(nil), args...), true
 		}
-		vals[i] = sub.walk(reflect.ValueOf(a)).Interface()
+		if !raw {
+			vals[i] = sub.walk(reflect.ValueOf(a)).Interface()
+			continue
+		}
+		text, own := rs.SendRaw()
+		if len(own) > 0 {
+			var err error
+			if text, err = sub.unlocalize(text, own); err != nil {
+				return nil, nil, fmt.Errorf("encoding argument %d: %w", i+1, err)
+			}
+		}
+		if len(text) == 0 {
+			text = json.RawMessage("null")
+		}
+		vals[i] = text
 	}
 
 	buf := bufPool.Get().(*bytes.Buffer)
@@ -352,6 +367,14 @@ func visitPlaceholders(tree any, fn func(num float64, ok bool) any) any {
 // interface values. Without attachments, or when dst cannot hold binary
 // data, it is json.Unmarshal.
 func Unmarshal(raw json.RawMessage, attachments [][]byte, dst any) error {
+	if r, ok := dst.(RawReceiver); ok {
+		text, own, err := localize(raw, attachments)
+		if err != nil {
+			return err
+		}
+		r.ReceiveRaw(text, own)
+		return nil
+	}
 	if t := reflect.TypeOf(dst); len(attachments) == 0 || t == nil || !mayHoldBinary(t) {
 		return json.Unmarshal(raw, dst)
 	}

@@ -8,7 +8,8 @@
 //        then {"event":"ready","name":...} once connected (and upgraded, in
 //        the default mode).
 //   {"op":"emit","name":"a","ev":"join","args":[...],"ack":true,"tag":"t1","timeout":ms}
-//        emits; with ack, prints {"event":"ack","name","tag","args"}, or
+//        emits (args, or argsJSON: the same as JSON text, keys in its order);
+//        with ack, prints {"event":"ack","name","tag","args"}, or
 //        with "error" set when no ack came within timeout (10 s).
 //   {"op":"disconnect","name":"a"}    socket.disconnect()
 //   {"op":"state","name":"a"}         prints {"event":"state",...}
@@ -48,7 +49,9 @@ lib.commands(async (cmd) => {
     }
     case 'emit': {
       const socket = get(cmd.name);
-      const args = dec(cmd.args || []);
+      // argsJSON, when set, is the arguments as JSON text: objects keep
+      // the key order the test chose.
+      const args = dec(cmd.argsJSON ? JSON.parse(cmd.argsJSON) : cmd.args || []);
       if (cmd.ack) {
         socket.timeout(cmd.timeout || 10000).emit(cmd.ev, ...args, (err, ...res) => {
           out({ event: 'ack', name: cmd.name, tag: cmd.tag, error: err ? err.message : null, args: enc(res) });

@@ -77,6 +77,15 @@ const scenarios = {
       socket.on('report', (ack) => ack(log));
     });
   },
+  // A relay sends back what came, as it came.
+  relay(io) {
+    io.on('connection', (socket) => {
+      socket.on('relay', (...args) => {
+        const ack = args.pop();
+        ack(...args);
+      });
+    });
+  },
   // The server closes a client's connection without DISCONNECT.
   closeconn(io) {
     io.on('connection', (socket) => {
