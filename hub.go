@@ -260,14 +260,6 @@ func newHub(opts *Options, noPoller bool) *Hub {
 	return h
 }
 
-// ServeHTTP serves the Engine.IO requests of Socket.IO clients: handshakes,
-// long-polling requests and websocket upgrades. Whatever the path, every
-// request is taken as an engine request, so mount the Hub on the path
-// clients use ("/socket.io/" unless their path option says otherwise).
-func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.engine.ServeHTTP(w, r)
-}
-
 // Of returns the namespace with the given name, creating it on first use.
 // Names start with "/"; one is added when missing, and "" is the main
 // namespace. Clients can only connect to namespaces created this way;
