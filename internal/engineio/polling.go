@@ -23,7 +23,7 @@ type pollState struct {
 func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
 	s := srv.register(r, TransportPolling)
 	if s == nil {
-		errBadRequest.writeHTTP(w, errBadRequest.message)
+		srv.refuse(w, r, errBadRequest, errBadRequest.message)
 		return
 	}
 	upgrades := []string{}
@@ -31,7 +31,7 @@ func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
 		upgrades = append(upgrades, TransportWebSocket)
 	}
 	srv.setCookie(w, s.id)
-	writePayload(w, r, []Frame{s.openPacket(upgrades)}, srv.opts.WriteTimeout)
+	srv.writePayload(w, r, []Frame{s.openPacket(upgrades)}, true)
 	s.startHeartbeat()
 }
 
@@ -61,7 +61,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.state == stateClosed {
 		s.mu.Unlock()
-		errSessionUnknown.writeHTTP(w, errSessionUnknown.message)
+		s.srv.refuse(w, r, errSessionUnknown, errSessionUnknown.message)
 		return
 	}
 	wake := make(chan struct{}, 1)
@@ -101,7 +101,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	err := writePayload(w, r, frames, s.srv.opts.WriteTimeout)
+	err := s.srv.writePayload(w, r, frames, false)
 	s.mu.Lock()
 	s.wroteLocked(size)
 	s.mu.Unlock()
@@ -183,6 +183,7 @@ func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/html")
 	h.Set("Content-Length", "2")
 	h.Set("Cache-Control", "no-store")
+	s.srv.setHeaders(h, r, false)
 	io.WriteString(w, "ok")
 }
 
@@ -196,9 +197,11 @@ var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 // timeout.
 const writeChunk = 64 << 10
 
-// writePayload answers a poll with frames as one payload. With stall set,
-// the response fails once a chunk of it takes longer than stall to write.
-func writePayload(w http.ResponseWriter, r *http.Request, frames []Frame, stall time.Duration) error {
+// writePayload answers a poll with frames as one payload, the handshake's
+// when initial is set. With a write timeout, the response fails once a
+// chunk of it takes longer than that to write.
+func (srv *Server) writePayload(w http.ResponseWriter, r *http.Request, frames []Frame, initial bool) error {
+	stall := srv.opts.WriteTimeout
 	body := AppendPayload(nil, frames)
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=UTF-8")
@@ -215,6 +218,7 @@ func writePayload(w http.ResponseWriter, r *http.Request, frames []Frame, stall 
 		h.Add("Vary", "Accept-Encoding")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	srv.setHeaders(h, r, initial)
 	rc := http.NewResponseController(w)
 	for len(body) > 0 {
 		n := min(len(body), writeChunk)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rallyhq/rally/internal/gopool"
 )
@@ -68,6 +69,33 @@ type Options struct {
 	// AllowRequest, when set, vets every handshake request. A non-nil error
 	// refuses it with code 4 (Forbidden) and the error's text.
 	AllowRequest func(r *http.Request) error
+
+	// GenerateID, when set, returns the id (sid) of the session a handshake
+	// request opens, in place of NewID. It is called concurrently, before
+	// NewSession. The handshake is refused (Bad request, code 3) when the
+	// id is empty, is not valid UTF-8 or is the id of an open session;
+	// ReportError is then told why.
+	GenerateID func(r *http.Request) string
+	// InitialHeaders, when set, may change the header of the response to a
+	// handshake, on either transport, before it is written: the polling
+	// response that carries the open packet, or the 101 of a websocket
+	// handshake. Headers runs after it.
+	InitialHeaders func(h http.Header, r *http.Request)
+	// Headers, when set, may change the header of every successful engine
+	// response before it is written: the handshake, each poll and POST
+	// answered 200 and each websocket 101, upgrades included. Error
+	// responses are not concerned.
+	Headers func(h http.Header, r *http.Request)
+	// OnConnectionError, when set, is called for every request refused
+	// with an engine error, before the response is written, with its code
+	// and the code's message (0 "Transport unknown", 1 "Session ID
+	// unknown", 2 "Bad handshake method", 3 "Bad request", 4 "Forbidden",
+	// 5 "Unsupported protocol version").
+	OnConnectionError func(r *http.Request, code int, message string)
+	// ReportError, when set, receives the errors of the hooks above that
+	// are the server's configuration's, not the client's: an unusable id
+	// from GenerateID. They never hold the id.
+	ReportError func(err error)
 
 	// NewSession is called for every new session with its handshake
 	// request, before anything is sent, and returns the handler of its
@@ -181,13 +209,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	transport := q.Get("transport")
 	upgrade := isUpgrade(r)
-	fail := func(e *requestError, message string) {
-		if upgrade {
-			e.writeUpgrade(w, message)
-		} else {
-			e.writeHTTP(w, message)
-		}
-	}
+	fail := func(e *requestError, message string) { srv.refuse(w, r, e, message) }
 
 	originOK := srv.origins.allowed(r)
 	if originOK {
@@ -265,21 +287,90 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// refuse answers r with the engine error e and the given message (the
+// error's own, or AllowRequest's), after telling OnConnectionError. An
+// upgrade request is answered as one, before any upgrade.
+func (srv *Server) refuse(w http.ResponseWriter, r *http.Request, e *requestError, message string) {
+	if f := srv.opts.OnConnectionError; f != nil {
+		f(r, e.code, e.message)
+	}
+	if isUpgrade(r) {
+		e.writeUpgrade(w, message)
+	} else {
+		e.writeHTTP(w, message)
+	}
+}
+
+// setHeaders runs the header hooks on h, the header of a successful
+// response to r about to be written; initial marks the response to a
+// handshake. As in the official server, InitialHeaders runs first.
+func (srv *Server) setHeaders(h http.Header, r *http.Request, initial bool) {
+	if initial && srv.opts.InitialHeaders != nil {
+		srv.opts.InitialHeaders(h, r)
+	}
+	if srv.opts.Headers != nil {
+		srv.opts.Headers(h, r)
+	}
+}
+
+// Errors of GenerateID, for ReportError. None holds the id, which is a
+// secret of its client's.
+var (
+	errIDEmpty   = errors.New("engine.io: handshake refused: GenerateID returned an empty id")
+	errIDInvalid = errors.New("engine.io: handshake refused: GenerateID returned an id that is not valid UTF-8")
+	errIDInUse   = errors.New("engine.io: handshake refused: GenerateID returned the id of an open session")
+)
+
+// generateID returns the id of a new session: GenerateID's, or NewID's.
+func (srv *Server) generateID(r *http.Request) (string, error) {
+	if srv.opts.GenerateID == nil {
+		return NewID(), nil
+	}
+	id := srv.opts.GenerateID(r)
+	switch {
+	case id == "":
+		return "", errIDEmpty
+	case !utf8.ValidString(id):
+		return "", errIDInvalid
+	}
+	return id, nil
+}
+
+// reportError hands err to ReportError.
+func (srv *Server) reportError(err error) {
+	if srv.opts.ReportError != nil {
+		srv.opts.ReportError(err)
+	}
+}
+
 // register creates a session for the handshake request r and adds it to the
-// server. It returns nil when the server is closed.
+// server, before anything is sent. It returns nil when the handshake is
+// refused: the id from GenerateID is unusable, NewSession refused it or the
+// server is closed.
 func (srv *Server) register(r *http.Request, transport string) *Session {
-	s := newSession(srv, r, transport)
+	id, err := srv.generateID(r)
+	if err != nil {
+		srv.reportError(err)
+		return nil
+	}
+	s := newSession(srv, r, transport, id)
 	if s.handler = srv.opts.NewSession(s, r); s.handler == nil {
 		s.cancel()
 		return nil
 	}
 	srv.mu.Lock()
 	closed := srv.closed
-	if !closed {
-		srv.sessions[s.id] = s
+	_, inUse := srv.sessions[id]
+	if !closed && !inUse {
+		srv.sessions[id] = s
 	}
 	srv.mu.Unlock()
-	if closed {
+	if closed || inUse {
+		if inUse && !closed {
+			srv.reportError(errIDInUse)
+		}
+		// The session was not added: its handler learns that it ended,
+		// and the open session of that id is left alone.
 		s.Abort(ReasonForcedClose)
 		return nil
 	}

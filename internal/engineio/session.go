@@ -2,11 +2,13 @@ package engineio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rallyhq/rally/internal/ws"
 )
@@ -74,10 +76,10 @@ type Session struct {
 	readPaused    chan struct{} // made by PauseReading, closed by ResumeReading
 }
 
-func newSession(srv *Server, r *http.Request, transport string) *Session {
+func newSession(srv *Server, r *http.Request, transport, id string) *Session {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	return &Session{
-		id:        NewID(),
+		id:        id,
 		srv:       srv,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -155,9 +157,9 @@ func (s *Session) Transport() string {
 func (s *Session) openPacket(upgrades []string) Frame {
 	o := s.srv.opts
 	b := []byte{Open}
-	b = append(b, `{"sid":"`...)
-	b = append(b, s.id...)
-	b = append(b, `","upgrades":[`...)
+	b = append(b, `{"sid":`...)
+	b = appendJSONString(b, s.id)
+	b = append(b, `,"upgrades":[`...)
 	for i, u := range upgrades {
 		if i > 0 {
 			b = append(b, ',')
@@ -172,6 +174,20 @@ func (s *Session) openPacket(upgrades []string) Frame {
 	b = strconv.AppendInt(b, o.MaxPayload, 10)
 	b = append(b, '}')
 	return Frame{Data: b}
+}
+
+// appendJSONString appends s as a JSON string. An id from NewID needs no
+// escaping; one from Options.GenerateID may.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ErrQueueFull is returned by Send when the client is too slow to take
@@ -378,7 +394,9 @@ func (s *Session) closeWithin(grace time.Duration) {
 	s.state = stateClosing
 	s.closingReason = ReasonForcedClose
 	if s.transport == TransportWebSocket {
-		s.startWriterLocked()
+		if s.ws != nil { // else the handshake's upgrade starts the writer
+			s.startWriterLocked()
+		}
 		return
 	}
 	// The close packet travels alone, in the poll after the one that

@@ -22,23 +22,39 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request) (*ws.Conn, err
 	})
 }
 
-// handshakeWebSocket opens a session directly on a websocket.
+// handshakeWebSocket opens a session directly on a websocket. The session
+// is registered before the upgrade, so that a refused handshake is answered
+// 400 rather than upgraded and closed; until the upgrade is done it holds
+// the open packet and writes nothing.
 func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
 	srv.wg.Add(1)
 	defer srv.wg.Done()
-	conn, err := srv.accept(w, r)
-	if err != nil {
-		return
-	}
 	s := srv.register(r, TransportWebSocket)
 	if s == nil {
-		conn.CloseNow()
+		srv.refuse(w, r, errBadRequest, errBadRequest.message)
 		return
 	}
 	s.mu.Lock()
-	s.ws = conn
 	s.queue = append(s.queue, s.openPacket([]string{}))
-	s.wakeLocked()
+	s.mu.Unlock()
+	srv.setHeaders(w.Header(), r, true)
+	conn, err := srv.accept(w, r)
+	if err != nil {
+		s.Abort(ReasonTransportError)
+		return
+	}
+	s.mu.Lock()
+	if s.state == stateClosed {
+		// Aborted while upgrading, as by Server.Close.
+		s.mu.Unlock()
+		conn.CloseNow()
+		return
+	}
+	s.ws = conn
+	if s.readPaused != nil {
+		conn.Pause()
+	}
+	s.wakeLocked() // closes conn after the open packet if Close came meanwhile
 	s.mu.Unlock()
 	s.startHeartbeat()
 	s.serveWebSocket(conn)
@@ -56,6 +72,7 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 	}
 	s.mu.Unlock()
 
+	srv.setHeaders(w.Header(), r, false)
 	conn, err := srv.accept(w, r)
 	if err != nil {
 		if ok {
