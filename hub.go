@@ -140,6 +140,64 @@ type Options struct {
 	// one such budget per hub); the next line logged after suppressed ones
 	// says how many in a "suppressed" attribute.
 	OnError func(s *Socket, err error)
+
+	// GenerateID, when set, returns the engine session id (sid) of each
+	// handshake request, in place of the default: 20 URL-safe characters
+	// from crypto/rand. It is Node's engine.generateId (io.engine.generateId
+	// = (req) => …), and like it changes the engine's id only: socket ids
+	// (Socket.ID) stay random and separate, as Socket.IO v5 has them. It is
+	// called concurrently, once for each handshake that passed the other
+	// checks (origin, AllowRequest, protocol version), before anything is
+	// sent, on both transports (Node calls it after the 101 of a client
+	// that starts on websocket).
+	//
+	// Whoever knows a session's sid can send and receive as its client
+	// (that is how polling works): return ids nobody can guess, as
+	// uuid.NewString does. An empty id, one that is not valid UTF-8, or
+	// the id of a session that is still open refuses the handshake with
+	// 400 {"code":3,"message":"Bad request"} (text "Bad request" on a
+	// websocket, never upgraded), as Node answers a generateId that
+	// throws, and reports why to OnError (with a nil socket) or the
+	// default error log, without the id. Node takes any id: an empty one
+	// leaves its session unreachable, a duplicate replaces the other
+	// session in its table.
+	GenerateID func(r *http.Request) string
+	// InitialHeaders, when set, may change the header of each handshake
+	// response before it is written: the polling response that carries
+	// the open packet (with the Cookie, when set), and the 101 Switching
+	// Protocols of a client that starts on websocket. It is Node's
+	// io.engine.on("initial_headers", (headers, req) => …), and runs
+	// before Headers, as there. h holds what rally set (Content-Type,
+	// Cache-Control, CORS headers…); the Upgrade, Connection and
+	// Sec-WebSocket-* headers of a 101 are set after it and cannot be
+	// changed. r is the handshake request.
+	InitialHeaders func(h http.Header, r *http.Request)
+	// Headers, when set, may change the header of every successful engine
+	// response before it is written: handshakes (after InitialHeaders),
+	// polling GETs and POSTs, and the 101 of every websocket, those that
+	// upgrade a polling session included. It is Node's
+	// io.engine.on("headers", (headers, req) => …). As there, responses
+	// that refuse a request (see OnConnectionError) and other errors are
+	// not concerned, except a websocket request that fails the websocket
+	// handshake itself (such as one without a valid Sec-WebSocket-Key),
+	// whose 400 is written with the headers set for its 101. Both hooks
+	// run on the goroutine of the request being answered, concurrently
+	// with other requests.
+	Headers func(h http.Header, r *http.Request)
+	// OnConnectionError, when set, is called for every engine request the
+	// hub refuses, before the response is written, with the request, the
+	// error code the client gets and the code's message: 0 "Transport
+	// unknown", 1 "Session ID unknown", 2 "Bad handshake method", 3 "Bad
+	// request", 4 "Forbidden", 5 "Unsupported protocol version". It is
+	// Node's io.engine.on("connection_error", (err) => …) with err.req,
+	// err.code and err.message; err.context has no equivalent. As in
+	// Node, message is the code's own also when the client is answered
+	// AllowRequest's error text instead. Besides Node's cases, rally
+	// refuses requests from origins that AllowedOrigins does not allow
+	// (4, CORS preflights included) and handshakes during Shutdown (3).
+	// It runs on the refused request's goroutine, concurrently with
+	// other requests.
+	OnConnectionError func(r *http.Request, code int, message string)
 }
 
 // Hub is a Socket.IO server. It is an http.Handler: mount it where clients
@@ -255,6 +313,14 @@ func newHub(opts *Options, noPoller bool) *Hub {
 		AllowRequest:     h.opts.AllowRequest,
 		NoPoller:         noPoller,
 		NewSession:       h.newConn,
+
+		// The engine hooks; their misuse is reported as errors without
+		// a socket.
+		GenerateID:        h.opts.GenerateID,
+		InitialHeaders:    h.opts.InitialHeaders,
+		Headers:           h.opts.Headers,
+		OnConnectionError: h.opts.OnConnectionError,
+		ReportError:       func(err error) { h.reportError(nil, err) },
 	})
 	h.main = h.Of("/")
 	return h
