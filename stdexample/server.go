@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/google/uuid"
+
 	"github.com/rallyhq/rally"
 	"github.com/rallyhq/rally/stdexample/chat"
 )
@@ -18,6 +20,9 @@ func newServer(cfg chat.Config) (http.Handler, *rally.Hub) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.GenerateID == nil {
+		cfg.GenerateID = sessionID
+	}
 	hub := chat.NewHub(cfg)
 
 	mux := http.NewServeMux()
@@ -28,3 +33,10 @@ func newServer(cfg chat.Config) (http.Handler, *rally.Hub) {
 	mux.Handle("/", chat.Page())
 	return mux, hub
 }
+
+// sessionID names each engine session (the sid of the client's requests,
+// which the request log prints at debug level) with a random UUID, for
+// log and trace tools that expect one; socket ids stay rally's own. Like
+// the default id it is drawn from crypto/rand (version 4): a sid is a
+// secret, whoever knows it can poll as its client.
+func sessionID(*http.Request) string { return uuid.NewString() }

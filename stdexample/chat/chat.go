@@ -31,6 +31,7 @@ package chat
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -74,6 +75,9 @@ type Config struct {
 	Adapter func(*rally.LocalAdapter) rally.Adapter
 	// Addr is the address ListenAndServe listens on.
 	Addr string
+	// GenerateID, when set, is the hub's rally.Options.GenerateID: it
+	// makes the engine session ids (stdexample uses UUIDs).
+	GenerateID func(*http.Request) string
 }
 
 // Profile is what the chat knows of a connected socket. It is stored with

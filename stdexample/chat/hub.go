@@ -23,7 +23,7 @@ type server struct {
 // shut it down when done.
 func NewHub(cfg Config) *rally.Hub {
 	log := logger(cfg)
-	hub := rally.NewHub(&rally.Options{Logger: log, Adapter: cfg.Adapter})
+	hub := rally.NewHub(&rally.Options{Logger: log, Adapter: cfg.Adapter, GenerateID: cfg.GenerateID})
 	c := &server{cfg: cfg, hub: hub, log: log}
 
 	hub.Use(c.admit) // auth.go
