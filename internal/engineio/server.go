@@ -84,7 +84,8 @@ type Options struct {
 	// Headers, when set, may change the header of every successful engine
 	// response before it is written: the handshake, each poll and POST
 	// answered 200 and each websocket 101, upgrades included. Error
-	// responses are not concerned.
+	// responses are not concerned, but for a request that then fails the
+	// websocket handshake itself (ws.Accept answers it with w's headers).
 	Headers func(h http.Header, r *http.Request)
 	// OnConnectionError, when set, is called for every request refused
 	// with an engine error, before the response is written, with its code
