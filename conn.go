@@ -1,6 +1,7 @@
 package rally
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -26,6 +27,7 @@ type conn struct {
 	sockets      map[string]*Socket // by namespace name, connecting or connected
 	closed       bool
 	connectTimer *time.Timer
+	matching     map[string]bool // namespaces whose CONNECT a parent namespace is matching
 
 	in inbound
 }
@@ -122,13 +124,27 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 // connect handles a CONNECT packet for a namespace this connection has not
 // joined.
 func (c *conn) connect(p *parser.Packet) {
-	n := c.hub.namespace(p.Namespace)
-	if n == nil {
-		c.send(&parser.Packet{Type: parser.ConnectError, Namespace: p.Namespace, ID: parser.NoID,
-			Data: []byte(`{"message":"Invalid namespace"}`)})
+	if n := c.hub.namespace(p.Namespace); n != nil {
+		c.join(n, p.Data)
 		return
 	}
-	s := newSocket(n, c, p.Data)
+	if !c.hub.hasParents() {
+		c.refuseNamespace(p.Namespace)
+		return
+	}
+	c.mu.Lock()
+	ok := c.matchingLocked(p.Namespace)
+	c.mu.Unlock()
+	if !ok {
+		c.abort(ReasonForcedServerClose) // a second CONNECT
+		return
+	}
+	c.connectDynamic(p)
+}
+
+// join creates the socket of a CONNECT to namespace n.
+func (c *conn) join(n *Namespace, auth json.RawMessage) {
+	s := newSocket(n, c, auth)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -137,6 +153,12 @@ func (c *conn) connect(p *parser.Packet) {
 	c.sockets[n.name] = s
 	c.mu.Unlock()
 	s.enqueue(s.runConnect)
+}
+
+// refuseNamespace answers a CONNECT to a namespace that does not exist.
+func (c *conn) refuseNamespace(name string) {
+	c.send(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
+		Data: []byte(`{"message":"Invalid namespace"}`)})
 }
 
 // hold counts an event read and waiting to be handled, and pauses reading

@@ -126,6 +126,11 @@ type Options struct {
 	// lock: it must not block (subscribe in the background) nor call the
 	// hub.
 	Adapter func(local *LocalAdapter) Adapter
+	// CleanupEmptyChildNamespaces removes a child namespace (see
+	// OfMatch) once its last socket has left, with its adapter; the next
+	// CONNECT to its name creates it again (Node's
+	// cleanupEmptyChildNamespaces).
+	CleanupEmptyChildNamespaces bool
 
 	// Logger receives the hub's diagnostics; nil means slog.Default().
 	Logger *slog.Logger
@@ -211,6 +216,7 @@ type Hub struct {
 
 	mu         sync.RWMutex
 	namespaces map[string]*Namespace
+	parents    []*Namespace // OfMatch, in the order created
 	conns      map[*conn]struct{}
 	closing    bool
 	drained    chan struct{} // closed when conns empties while closing

@@ -148,9 +148,7 @@ func (s *Socket) notifyOutgoing(data json.RawMessage, atts [][]byte) {
 // listeners returns what an event goes through besides its handler; all
 // nil for most sockets.
 func (s *Socket) listeners() (mws []EventMiddleware, anys []func(*Socket, *Event), unhandled func(*Socket, *Event, Ack)) {
-	s.nsp.hmu.RLock()
-	anys, unhandled = s.nsp.anyListeners, s.nsp.unhandled
-	s.nsp.hmu.RUnlock()
+	anys, unhandled = s.nsp.listeners()
 	s.mu.Lock()
 	mws = s.eventMiddleware
 	if len(s.anyListeners) > 0 {

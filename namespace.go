@@ -2,6 +2,7 @@ package rally
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"slices"
 	"sync"
@@ -45,6 +46,13 @@ type Namespace struct {
 	onDisconnect []func(*Socket, string)
 	anyListeners []func(*Socket, *Event)
 	unhandled    func(*Socket, *Event, Ack)
+
+	// A parent namespace (OfMatch) has match and children, under the
+	// hub's lock; its children point back to it.
+	match    func(name string, auth json.RawMessage) bool
+	children map[string]*Namespace
+	parent   *Namespace
+	removed  bool // Close or the cleanup took it out of the hub; under mu and the hub's lock
 
 	mu      sync.RWMutex
 	sockets map[string]*Socket
@@ -183,28 +191,58 @@ func (n *Namespace) ServerSideEmitWithAck(ctx context.Context, event string, arg
 	return n.adapter.ServerSideEmit(ctx, p, true)
 }
 
+// The getters below give a child namespace its parent's registrations
+// first, then its own.
+
 func (n *Namespace) handler(event string) *callback.Func {
 	n.hmu.RLock()
-	defer n.hmu.RUnlock()
-	return n.handlers[event]
+	f := n.handlers[event]
+	n.hmu.RUnlock()
+	if f == nil && n.parent != nil {
+		return n.parent.handler(event)
+	}
+	return f
 }
 
 func (n *Namespace) connectMiddleware() []ConnectMiddleware {
 	n.hmu.RLock()
 	defer n.hmu.RUnlock()
-	return n.middleware
+	return withParent(n, n.middleware, (*Namespace).connectMiddleware)
 }
 
 func (n *Namespace) connectHandlers() []func(*Socket) {
 	n.hmu.RLock()
 	defer n.hmu.RUnlock()
-	return n.onConnect
+	return withParent(n, n.onConnect, (*Namespace).connectHandlers)
 }
 
 func (n *Namespace) disconnectHandlers() []func(*Socket, string) {
 	n.hmu.RLock()
 	defer n.hmu.RUnlock()
-	return n.onDisconnect
+	return withParent(n, n.onDisconnect, (*Namespace).disconnectHandlers)
+}
+
+// listeners returns the catch-all listeners and the fallback handler.
+func (n *Namespace) listeners() ([]func(*Socket, *Event), func(*Socket, *Event, Ack)) {
+	n.hmu.RLock()
+	anys, unhandled := n.anyListeners, n.unhandled
+	n.hmu.RUnlock()
+	if n.parent == nil {
+		return anys, unhandled
+	}
+	panys, punhandled := n.parent.listeners()
+	if unhandled == nil {
+		unhandled = punhandled
+	}
+	return append(slices.Clip(panys), anys...), unhandled
+}
+
+// withParent puts the parent's registrations of a child ahead of its own.
+func withParent[T any](n *Namespace, own []T, get func(*Namespace) []T) []T {
+	if n.parent == nil {
+		return own
+	}
+	return append(slices.Clip(get(n.parent)), own...)
 }
 
 func (n *Namespace) nextAckID() int64 { return n.ackIDs.Add(1) - 1 }
@@ -246,7 +284,7 @@ func (n *Namespace) Socket(id string) *Socket {
 func (n *Namespace) connect(s *Socket) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if socketState(s.state.Load()) != stateConnecting {
+	if socketState(s.state.Load()) != stateConnecting || n.removed {
 		return false
 	}
 	s.state.Store(int32(stateConnected))

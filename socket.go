@@ -174,6 +174,8 @@ func (s *Socket) Transport() string { return s.conn.sess.Transport() }
 // Connected reports whether the socket is connected.
 func (s *Socket) Connected() bool { return s.isConnected() }
 
+func (s *Socket) isConnecting() bool { return socketState(s.state.Load()) == stateConnecting }
+
 func (s *Socket) isConnected() bool { return socketState(s.state.Load()) == stateConnected }
 
 // SetData stores an application value with the socket, such as a user
@@ -362,7 +364,10 @@ func (s *Socket) runConnect() {
 		return
 	}
 	if !n.connect(s) {
-		return // the connection closed while the middleware ran
+		if s.isConnecting() && n.isRemoved() {
+			s.refuse(errors.New("Invalid namespace")) // closed meanwhile
+		}
+		return // or the connection closed while the middleware ran
 	}
 	reply, _ := json.Marshal(map[string]string{"sid": s.id})
 	s.conn.send(&parser.Packet{Type: parser.Connect, Namespace: n.name, ID: parser.NoID, Data: reply})
@@ -399,6 +404,7 @@ func (s *Socket) refuse(err error) {
 	s.nsp.abandon(s)
 	s.conn.send(&parser.Packet{Type: parser.ConnectError, Namespace: s.nsp.name, ID: parser.NoID, Data: data})
 	s.finish()
+	s.nsp.cleanupIfEmpty()
 }
 
 // dispatch calls the handler of an EVENT packet and answers its ack. Once
@@ -527,6 +533,7 @@ func (s *Socket) close(reason string, sendPacket bool) {
 	if !wasConnected {
 		s.nsp.abandon(s)
 		s.finish()
+		s.nsp.cleanupIfEmpty()
 		return
 	}
 	if sendPacket {
@@ -540,6 +547,7 @@ func (s *Socket) close(reason string, sendPacket bool) {
 		}
 		s.nsp.abandon(s)
 		s.finish()
+		s.nsp.cleanupIfEmpty()
 	})
 }
 

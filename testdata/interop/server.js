@@ -86,6 +86,23 @@ const scenarios = {
       });
     });
   },
+  // Dynamic namespaces: a regular expression and a function, middleware
+  // and handlers on the parent, a broadcast on the parent.
+  dynamic(io) {
+    const tenants = io.of(/^\/tenant-\d+$/);
+    tenants.use((socket, next) => {
+      if (socket.handshake.auth.token === 'bad') return next(new Error('refused'));
+      next();
+    });
+    tenants.on('connection', (socket) => {
+      socket.on('whoami', (ack) => ack(socket.nsp.name));
+      socket.on('shout', (text) => tenants.emit('heard', socket.nsp.name, text));
+    });
+    const byFunction = io.of((name, auth, next) => next(null, name.startsWith('/fn-') && auth.allow === true));
+    byFunction.on('connection', (socket) => {
+      socket.on('whoami', (ack) => ack(socket.nsp.name));
+    });
+  },
   // The server closes a client's connection without DISCONNECT.
   closeconn(io) {
     io.on('connection', (socket) => {
