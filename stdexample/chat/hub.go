@@ -38,6 +38,11 @@ func NewHub(cfg Config) *rally.Hub {
 	hub.On("leave", c.leave)
 	hub.On("chat message", c.chatMessage)
 	hub.On("file", c.file)
+	// Events the chat does not know are answered, when the client asks
+	// for an answer, rather than left unanswered as a Node server would.
+	hub.OnUnhandled(func(s *rally.Socket, e *rally.Event, ack rally.Ack) {
+		ack.Send(map[string]string{"error": "unknown event"})
+	})
 
 	// The two events of the Socket.IO documentation's first example.
 	hub.On("message", func(s *rally.Socket, args ...any) {
