@@ -27,6 +27,32 @@
 // redisadapter itself is published from the working tree (the files git
 // tracks or would track, as a commit would carry them) under HEAD's
 // pseudo-version.
+// TestInstallLikeAUser publishes the root module and redisadapter to a module
+// proxy made of files in a temporary directory, then installs redisadapter
+// from it into a fresh module, with no go.work and no replace, as a user does.
+// The root is published from the commit that redisadapter/go.mod requires
+// (git archive of it); redisadapter from the work tree (the files git tracks
+// or would track: what a commit of it carries) under HEAD's pseudo-version.
+//
+// The rule for maintainers: redisadapter/go.mod requires
+// github.com/rallyhq/rally at the pseudo-version of a commit in main's
+// history, never through a replace (a replace in a dependency's go.mod is
+// ignored for users). That commit must carry everything redisadapter and its
+// tests use from the root: this test fails when it does not, and when the
+// version names no commit of the history. Nothing else needs a bump, since
+// development and CI build every module against the work tree through
+// go.work. When redisadapter comes to need something new from the root,
+// commit the root's change first, then move the require to that commit $C
+// in a later commit:
+//
+//	V=$(TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format=v0.0.0-%cd-%h --abbrev=12 $C)
+//	(cd redisadapter && GOWORK=off go mod edit -require=github.com/rallyhq/rally@$V)
+//	go test ./internal/modtest # prints, failing, the go.sum lines to add
+//
+// (once a tag vX.Y.Z is in $C's history the version is
+// vX.Y.(Z+1)-0.<time>-<hash>; the test names the right one). Rebasing or
+// squashing $C before it lands changes its hash, and the require must follow:
+// naming a commit already on main avoids that.
 package modtest
 
 import (
@@ -156,27 +182,13 @@ func TestInstallLikeAUser(t *testing.T) {
 
 	env := userEnv(t, proxy)
 
-	// The user's side: a fresh module, go get, go build.
-	consumer := filepath.Join(t.TempDir(), "consumer")
-	if err := os.Mkdir(consumer, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(consumer, "main.go"), []byte(consumerMain), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustGo(t, consumer, env, "mod", "init", "example.com/consumer")
-	if _, err := goCmd(t, consumer, env, "get", redisPath+"@"+headVersion); err != nil {
-		t.Fatalf("a user's go get %s@%s fails: %v", redisPath, headVersion, err)
-	}
-	bin := filepath.Join(t.TempDir(), "bin") + string(filepath.Separator)
-	if _, err := goCmd(t, consumer, env, "build", "-o", bin, "./..."); err != nil {
-		t.Fatalf("a user's go build ./... fails after go get %s@%s: %v", redisPath, headVersion, err)
-	}
-	deps := mustGo(t, consumer, env, "version", "-m", filepath.Join(bin, "consumer"))
-	wantDep(t, deps, rootPath, required)
-	wantDep(t, deps, redisPath, headVersion)
-	if strings.Contains(deps, "\n\t=>") {
-		t.Errorf("the user's build replaced a module:\n%s", deps)
+	// The user's side: a fresh module, go get, go build; once with the
+	// version, once with none (the command of redisadapter's README).
+	for _, query := range []string{"@" + headVersion, ""} {
+		installAndBuild(t, env, redisPath+query, map[string]string{rootPath: required, redisPath: headVersion})
+		if t.Failed() {
+			return
+		}
 	}
 
 	// redisadapter itself with GOWORK=off: the root comes from the proxy at
@@ -185,13 +197,44 @@ func TestInstallLikeAUser(t *testing.T) {
 	if !rootPublished {
 		return
 	}
-	redisEnv := append(env[:len(env):len(env)], "GOFLAGS=-mod=readonly -modcacherw")
+	redisEnv := append(env[:len(env):len(env)], "GOFLAGS=-mod=readonly -modcacherw -trimpath")
 	redisDir := filepath.Join(repo, "redisadapter")
 	for _, args := range [][]string{{"build", "./..."}, {"vet", "./..."}, {"mod", "tidy", "-diff"}} {
 		if _, err := goCmd(t, redisDir, redisEnv, args...); err != nil {
 			t.Errorf("in redisadapter with GOWORK=off and %s %s from the proxy, go %s fails: %v",
 				rootPath, required, strings.Join(args, " "), err)
 		}
+	}
+}
+
+// installAndBuild makes a fresh module whose main imports rally and
+// redisadapter, runs go get arg and go build ./... in it, and checks that the
+// program was built with the modules at the versions in want, none replaced.
+func installAndBuild(t *testing.T, env []string, arg string, want map[string]string) {
+	t.Helper()
+	consumer := filepath.Join(t.TempDir(), "consumer")
+	if err := os.Mkdir(consumer, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(consumer, "main.go"), []byte(consumerMain), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustGo(t, consumer, env, "mod", "init", "example.com/consumer")
+	if _, err := goCmd(t, consumer, env, "get", arg); err != nil {
+		t.Errorf("a user's go get %s fails: %v", arg, err)
+		return
+	}
+	bin := filepath.Join(t.TempDir(), "bin") + string(filepath.Separator)
+	if _, err := goCmd(t, consumer, env, "build", "-o", bin, "./..."); err != nil {
+		t.Errorf("a user's go build ./... fails after go get %s: %v", arg, err)
+		return
+	}
+	deps := mustGo(t, consumer, env, "version", "-m", filepath.Join(bin, "consumer"))
+	for modPath, version := range want {
+		wantDep(t, deps, modPath, version)
+	}
+	if strings.Contains(deps, "\n\t=>") {
+		t.Errorf("the user's build replaced a module:\n%s", deps)
 	}
 }
 
@@ -466,7 +509,7 @@ func userEnv(t *testing.T, proxy string) []string {
 	}
 	return append(env,
 		"GOWORK=off",
-		"GOFLAGS=-mod=mod -modcacherw",
+		"GOFLAGS=-mod=mod -modcacherw -trimpath",
 		"GOPROXY="+strings.Join(proxies, ","),
 		"GONOSUMDB=github.com/rallyhq",
 		"GOSUMDB="+goEnv("GOSUMDB"),
@@ -490,8 +533,9 @@ func goCmd(t *testing.T, dir string, env []string, args ...string) (string, erro
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
 	cmd.Env = env
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
-	t.Logf("go %s (in %s): %v\n%s", strings.Join(args, " "), dir, errOrOK(err), out)
+	t.Logf("go %s (in %s, %v): %v\n%s", strings.Join(args, " "), dir, time.Since(start).Round(time.Millisecond), errOrOK(err), out)
 	return string(out), err
 }
 
