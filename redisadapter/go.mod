@@ -3,7 +3,7 @@ module github.com/rallyhq/rally/redisadapter
 go 1.26.8
 
 require (
-	github.com/rallyhq/rally v0.0.0
+	github.com/rallyhq/rally v0.0.0-20261202003312-8cfe4423904f
 	github.com/redis/go-redis/v9 v9.23.0
 	go.uber.org/goleak v1.3.0
 )
@@ -14,5 +14,3 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
-
-replace github.com/rallyhq/rally => ../
