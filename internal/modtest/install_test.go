@@ -33,6 +33,8 @@
 // The root is published from the commit that redisadapter/go.mod requires
 // (git archive of it); redisadapter from the work tree (the files git tracks
 // or would track: what a commit of it carries) under HEAD's pseudo-version.
+// Run it with -count=1, as test.sh does: the test cache does not watch the
+// history nor the list of files.
 //
 // The rule for maintainers: redisadapter/go.mod requires
 // github.com/rallyhq/rally at the pseudo-version of a commit in main's
