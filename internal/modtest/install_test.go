@@ -130,9 +130,7 @@ func TestInstallLikeAUser(t *testing.T) {
 	for _, dir := range userModules {
 		mf := parseGoMod(t, filepath.Join(repo, dir, "go.mod"))
 		for _, r := range mf.Replace {
-			if r.Old.Path == rootPath || strings.HasPrefix(r.Old.Path, rootPath+"/") {
-				t.Errorf("%s/go.mod: replace %s => %s: users import this module, and a replace in a dependency's go.mod is ignored for them; require a version a proxy can serve instead", dir, r.Old.Path, r.New.Path)
-			}
+			t.Errorf("%s/go.mod: replace %s => %s: users import this module, and a replace in a dependency's go.mod is ignored for them; require a version a proxy can serve instead", dir, r.Old, r.New)
 		}
 	}
 
@@ -187,8 +185,7 @@ func TestInstallLikeAUser(t *testing.T) {
 	// The user's side: a fresh module, go get, go build; once with the
 	// version, once with none (the command of redisadapter's README).
 	for _, query := range []string{"@" + headVersion, ""} {
-		installAndBuild(t, env, redisPath+query, map[string]string{rootPath: required, redisPath: headVersion})
-		if t.Failed() {
+		if !installAndBuild(t, env, redisPath+query, map[string]string{rootPath: required, redisPath: headVersion}) {
 			return
 		}
 	}
@@ -212,7 +209,8 @@ func TestInstallLikeAUser(t *testing.T) {
 // installAndBuild makes a fresh module whose main imports rally and
 // redisadapter, runs go get arg and go build ./... in it, and checks that the
 // program was built with the modules at the versions in want, none replaced.
-func installAndBuild(t *testing.T, env []string, arg string, want map[string]string) {
+// It reports whether go get and go build succeeded.
+func installAndBuild(t *testing.T, env []string, arg string, want map[string]string) bool {
 	t.Helper()
 	consumer := filepath.Join(t.TempDir(), "consumer")
 	if err := os.Mkdir(consumer, 0o755); err != nil {
@@ -224,12 +222,12 @@ func installAndBuild(t *testing.T, env []string, arg string, want map[string]str
 	mustGo(t, consumer, env, "mod", "init", "example.com/consumer")
 	if _, err := goCmd(t, consumer, env, "get", arg); err != nil {
 		t.Errorf("a user's go get %s fails: %v", arg, err)
-		return
+		return false
 	}
 	bin := filepath.Join(t.TempDir(), "bin") + string(filepath.Separator)
 	if _, err := goCmd(t, consumer, env, "build", "-o", bin, "./..."); err != nil {
 		t.Errorf("a user's go build ./... fails after go get %s: %v", arg, err)
-		return
+		return false
 	}
 	deps := mustGo(t, consumer, env, "version", "-m", filepath.Join(bin, "consumer"))
 	for modPath, version := range want {
@@ -238,6 +236,7 @@ func installAndBuild(t *testing.T, env []string, arg string, want map[string]str
 	if strings.Contains(deps, "\n\t=>") {
 		t.Errorf("the user's build replaced a module:\n%s", deps)
 	}
+	return true
 }
 
 // missing skips the test for a missing tool, or fails it under CI=true,
