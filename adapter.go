@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/rallyhq/rally/internal/callback"
+	"github.com/rallyhq/rally/internal/engineio"
 	"github.com/rallyhq/rally/internal/parser"
 )
 
@@ -35,6 +36,8 @@ type BroadcastOptions struct {
 	Volatile bool
 	// Local restricts the operation to this server.
 	Local bool
+	// NoCompress sends the packet uncompressed (Node's compress: false).
+	NoCompress bool
 }
 
 // SocketInfo describes a socket, wherever it is connected.
@@ -95,6 +98,7 @@ func (a *LocalAdapter) Namespace() *Namespace { return a.nsp }
 // once for all of them.
 func (a *LocalAdapter) Broadcast(_ context.Context, p Packet, opts BroadcastOptions) error {
 	frames := encodeFrames(a.packet(p, parser.NoID))
+	uncompressed(frames, opts)
 	var listening []*Socket
 	a.nsp.each(opts, func(s *Socket) {
 		sent := true
@@ -113,6 +117,15 @@ func (a *LocalAdapter) Broadcast(_ context.Context, p Packet, opts BroadcastOpti
 	return nil
 }
 
+// uncompressed marks frames to be sent uncompressed when opts ask for it.
+func uncompressed(frames []engineio.Frame, opts BroadcastOptions) {
+	if opts.NoCompress {
+		for i := range frames {
+			frames[i].NoCompress = true
+		}
+	}
+}
+
 // packet builds the Socket.IO packet of an event.
 func (a *LocalAdapter) packet(p Packet, id int64) *parser.Packet {
 	typ := parser.Event
@@ -128,6 +141,7 @@ func (a *LocalAdapter) packet(p Packet, id int64) *parser.Packet {
 func (a *LocalAdapter) BroadcastWithAck(ctx context.Context, p Packet, opts BroadcastOptions, clients func(int), ack func(Reply)) (int, error) {
 	id := a.nsp.nextAckID()
 	frames := encodeFrames(a.packet(p, id))
+	uncompressed(frames, opts)
 	var reached []*Socket
 	for _, s := range a.nsp.selected(opts) {
 		if s.addAck(id, ack) && s.conn.sess.Send(frames...) == nil {

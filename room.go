@@ -17,11 +17,12 @@ import (
 //
 // The selection is evaluated when an operation runs.
 type Broadcast struct {
-	nsp      *Namespace
-	rooms    []string
-	except   []string
-	volatile bool
-	local    bool
+	nsp        *Namespace
+	rooms      []string
+	except     []string
+	volatile   bool
+	local      bool
+	noCompress bool
 }
 
 // To adds rooms to the selection: the result selects sockets in any of the
@@ -50,6 +51,16 @@ func (b Broadcast) Volatile() Broadcast {
 	return b
 }
 
+// Compress(false) sends the events uncompressed, even to clients that
+// negotiated permessage-deflate (Node's compress(false)): for data that
+// does not compress, such as images, whose deflating would only cost CPU.
+// Compress(true), the default, compresses messages of 512 bytes and more
+// where compression was negotiated (Options.Compression).
+func (b Broadcast) Compress(on bool) Broadcast {
+	b.noCompress = !on
+	return b
+}
+
 // Local restricts the operation to the sockets of this server when
 // several servers share rooms through an adapter.
 func (b Broadcast) Local() Broadcast {
@@ -62,7 +73,7 @@ func (b Broadcast) options() BroadcastOptions {
 	if b.nsp == nil {
 		panic(errNoNamespace)
 	}
-	return BroadcastOptions{Rooms: b.rooms, Except: b.except, Volatile: b.volatile, Local: b.local}
+	return BroadcastOptions{Rooms: b.rooms, Except: b.except, Volatile: b.volatile, Local: b.local, NoCompress: b.noCompress}
 }
 
 // Emit sends an event to the selected sockets. The packet is encoded once

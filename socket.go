@@ -235,6 +235,15 @@ func (s *Socket) Emit(event string, args ...any) error {
 	return nil
 }
 
+// Compress(false) selects this socket for events sent uncompressed (Node's
+// socket.compress(false)); see Broadcast.Compress.
+func (s *Socket) Compress(on bool) Broadcast { return s.nsp.In(s.id).Compress(on) }
+
+// Volatile selects this socket for events it may miss when its connection
+// cannot take them at once (Node's socket.volatile); see
+// Broadcast.Volatile.
+func (s *Socket) Volatile() Broadcast { return s.nsp.In(s.id).Volatile() }
+
 // Send emits the "message" event (socket.send).
 func (s *Socket) Send(args ...any) error { return s.Emit("message", args...) }
 

@@ -151,6 +151,9 @@ func flagsOf(opts rally.BroadcastOptions) msgpack.Map {
 	if opts.Volatile {
 		flags = append(flags, msgpack.Entry{Key: "volatile", Value: true})
 	}
+	if opts.NoCompress {
+		flags = append(flags, msgpack.Entry{Key: "compress", Value: false})
+	}
 	return flags
 }
 
@@ -284,6 +287,9 @@ func getOptions(m msgpack.Map) rally.BroadcastOptions {
 	opts := rally.BroadcastOptions{Rooms: getRooms(m, "rooms"), Except: getRooms(m, "except")}
 	if flags, ok := getMap(m, "flags"); ok {
 		opts.Volatile = getBool(flags, "volatile")
+		if c, ok := flags.Get("compress"); ok && c == false {
+			opts.NoCompress = true
+		}
 	}
 	return opts
 }

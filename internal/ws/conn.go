@@ -15,6 +15,9 @@ import (
 type Message struct {
 	Data   []byte
 	Binary bool
+	// NoCompress sends the message uncompressed even when
+	// permessage-deflate was negotiated.
+	NoCompress bool
 }
 
 // closeWait bounds how long Close waits for the peer's close frame.

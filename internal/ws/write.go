@@ -23,7 +23,7 @@ func (c *Conn) WriteMessages(msgs ...Message) error {
 			first = finBit | opBinary
 		}
 		data := m.Data
-		if c.deflate && len(data) >= compressThreshold {
+		if c.deflate && !m.NoCompress && len(data) >= compressThreshold {
 			data = deflate(nil, data)
 			first |= rsv1Bit
 		}
