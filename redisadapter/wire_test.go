@@ -119,7 +119,8 @@ func TestDecodeNodeBroadcasts(t *testing.T) {
 
 	v, _ = msgpack.Unmarshal(mustHex(t, "93a66b4f746f524e83a47479706502a46461746191a56d756c7469a36e7370a12f83a5726f6f6d7392a27231a27232a665786365707491a27233a5666c61677382a8766f6c6174696c65c3a8636f6d7072657373c2"))
 	opts = getOptions(v.([]any)[2].(msgpack.Map))
-	if !reflect.DeepEqual(opts, rally.BroadcastOptions{Rooms: []string{"r1", "r2"}, Except: []string{"r3"}, Volatile: true}) {
+	// Node sent flags {volatile: true, compress: false}.
+	if !reflect.DeepEqual(opts, rally.BroadcastOptions{Rooms: []string{"r1", "r2"}, Except: []string{"r3"}, Volatile: true, NoCompress: true}) {
 		t.Fatalf("options %+v", opts)
 	}
 
