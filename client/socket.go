@@ -71,11 +71,12 @@ func (s *Socket) Connected() bool {
 // On registers the handler of an event. Its parameters are decoded from
 // the event's arguments (JSON into Go values, binary into []byte); its
 // results, a last error excepted, are the acknowledgement when the server
-// asked for one ({"error": message} when the error is not nil). Handlers
-// run one at a time, in the order events arrive. On panics if handler is
-// not a usable function.
+// asked for one ({"error": message} when the error is not nil); a handler
+// that takes an Ack as its last parameter answers through it instead.
+// Handlers run one at a time, in the order events arrive. On panics if
+// handler is not a usable function.
 func (s *Socket) On(event string, handler any) {
-	f, err := callback.New(fmt.Sprintf("rally/client: On(%q)", event), handler)
+	f, err := callback.NewSpec(fmt.Sprintf("rally/client: On(%q)", event), handler, callback.Spec{Ack: ackType})
 	if err != nil {
 		panic(err.Error())
 	}
@@ -303,6 +304,16 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	if f == nil {
 		return
 	}
+	if f.TakesAck() {
+		var ack Ack
+		if p.ID != parser.NoID {
+			ack.st = &ackState{s: s, id: p.ID}
+		}
+		if _, err := f.Call(nil, elems[1:], p.Attachments, reflect.ValueOf(ack)); err != nil && ack.st != nil {
+			ack.st.sendError(err)
+		}
+		return
+	}
 	results, err := f.Call(nil, elems[1:], p.Attachments, reflect.Value{})
 	if p.ID == parser.NoID {
 		return
@@ -316,11 +327,7 @@ func (s *Socket) dispatch(p *parser.Packet) {
 		data, _ = json.Marshal([]rally.AckError{{Message: err.Error()}})
 		atts = nil
 	}
-	typ := parser.Ack
-	if len(atts) > 0 {
-		typ = parser.BinaryAck
-	}
-	s.m.send(&parser.Packet{Type: typ, Namespace: s.nsp, ID: p.ID, Data: data, Attachments: atts})
+	s.sendAck(p.ID, data, atts)
 }
 
 // enqueue runs job on the socket's dispatch goroutine, in order.
