@@ -107,7 +107,7 @@ func (a *LocalAdapter) Broadcast(_ context.Context, p Packet, opts BroadcastOpti
 		} else {
 			s.conn.sess.Send(frames...)
 		}
-		if sent && s.hasOutgoing.Load() {
+		if sent && s.listensOutgoing() {
 			listening = append(listening, s)
 		}
 	})
@@ -146,7 +146,7 @@ func (a *LocalAdapter) BroadcastWithAck(ctx context.Context, p Packet, opts Broa
 	for _, s := range a.nsp.selected(opts) {
 		if s.addAck(id, ack) && s.conn.sess.Send(frames...) == nil {
 			reached = append(reached, s)
-			if s.hasOutgoing.Load() {
+			if s.listensOutgoing() {
 				s.notifyOutgoing(p.Data, p.Attachments)
 			}
 		}

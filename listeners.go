@@ -123,15 +123,49 @@ func (s *Socket) PrependAnyOutgoing(fn func(s *Socket, e *Event)) {
 	s.hasOutgoing.Store(true)
 }
 
+// OnAnyOutgoing adds a listener of every event sent to any socket of the
+// namespace, called before the sockets' own OnAnyOutgoing listeners.
+func (n *Namespace) OnAnyOutgoing(fn func(s *Socket, e *Event)) {
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	n.anyOutgoing = append(n.anyOutgoing, fn)
+	n.hasOutgoing.Store(true)
+}
+
+// OnAnyOutgoing adds a listener of every event sent to a socket of the
+// main namespace. See Namespace.OnAnyOutgoing.
+func (h *Hub) OnAnyOutgoing(fn func(s *Socket, e *Event)) { h.main.OnAnyOutgoing(fn) }
+
+// listensOutgoing reports whether an OnAnyOutgoing listener concerns s.
+func (s *Socket) listensOutgoing() bool {
+	n := s.nsp
+	return s.hasOutgoing.Load() || n.hasOutgoing.Load() || n.parent != nil && n.parent.hasOutgoing.Load()
+}
+
+// outgoingListeners returns the namespace's (a child's parent's first)
+// and the socket's OnAnyOutgoing listeners.
+func (s *Socket) outgoingListeners() []func(*Socket, *Event) {
+	var fns []func(*Socket, *Event)
+	for _, n := range []*Namespace{s.nsp.parent, s.nsp} {
+		if n != nil {
+			n.hmu.RLock()
+			fns = append(fns, n.anyOutgoing...)
+			n.hmu.RUnlock()
+		}
+	}
+	s.mu.Lock()
+	fns = append(fns, s.anyOutgoing...)
+	s.mu.Unlock()
+	return fns
+}
+
 // notifyOutgoing calls the OnAnyOutgoing listeners with an event sent, as
 // its [name, args...] payload and attachments.
 func (s *Socket) notifyOutgoing(data json.RawMessage, atts [][]byte) {
-	if !s.hasOutgoing.Load() {
+	if !s.listensOutgoing() {
 		return
 	}
-	s.mu.Lock()
-	fns := s.anyOutgoing
-	s.mu.Unlock()
+	fns := s.outgoingListeners()
 	elems, err := parser.SplitArray(data)
 	if err != nil || len(elems) == 0 {
 		return

@@ -46,6 +46,8 @@ type Namespace struct {
 	onDisconnect []func(*Socket, string)
 	anyListeners []func(*Socket, *Event)
 	unhandled    func(*Socket, *Event, Ack)
+	anyOutgoing  []func(*Socket, *Event)
+	hasOutgoing  atomic.Bool // anyOutgoing is not empty
 
 	// A parent namespace (OfMatch) has match and children, under the
 	// hub's lock; its children point back to it.
