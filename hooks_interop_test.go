@@ -30,7 +30,7 @@ import (
 //     and OnConnectionError gets it with code 3.
 func TestInteropHooks(t *testing.T) {
 	nodetest.Node(t)
-	for _, mode := range []string{"default", "websocket", "polling"} {
+	for _, mode := range interopModes {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			testInteropHooks(t, mode)
@@ -56,7 +56,10 @@ func testInteropHooks(t *testing.T, mode string) {
 		mu.Unlock()
 	}
 	errs := make(chan string, 4)
+	// deflate is websocket only, with permessage-deflate.
+	ws := mode == "websocket" || mode == "deflate"
 	hub := rally.NewHub(&rally.Options{
+		Compression: mode == "deflate",
 		GenerateID: func(r *http.Request) string {
 			if r.URL.Query().Get("refuse") != "" {
 				return ""
@@ -98,7 +101,7 @@ func testInteropHooks(t *testing.T, mode string) {
 	}
 	p.Send(map[string]any{"op": "echo", "value": "hi"})
 	p.WaitEvent(waitTimeout, "echoed", map[string]any{"value": "hi"})
-	if mode == "websocket" {
+	if ws {
 		// ws joins a repeated header's values with ", ".
 		p.WaitEvent(waitTimeout, "ws-headers", map[string]any{"hook": "initial, headers", "cookie": []any{"uid=1234; Path=/"}})
 	}
@@ -107,7 +110,7 @@ func testInteropHooks(t *testing.T, mode string) {
 	got := slices.Clone(served)
 	mu.Unlock()
 	first := "GET polling"
-	if mode == "websocket" {
+	if ws {
 		first = "GET websocket"
 	}
 	if len(got) < 2 || got[0] != "initial "+first || got[1] != "headers "+first {
@@ -128,7 +131,7 @@ func testInteropHooks(t *testing.T, mode string) {
 		if mode == "default" && !slices.Contains(later, "headers GET websocket sid cookie") {
 			t.Errorf("no upgrade among %q", later)
 		}
-	case "websocket":
+	case "websocket", "deflate":
 		if len(later) != 0 {
 			t.Errorf("on websocket the hooks ran for %q after the handshake", later)
 		}
