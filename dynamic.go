@@ -23,6 +23,10 @@ import (
 // match runs on a goroutine of its own and may take its time (a database
 // lookup): the client waits for its CONNECT answer, "Invalid namespace"
 // when no parent accepts the name. Namespaces created with Of come first.
+// Each accepted name makes a child namespace that stays, as with the
+// official server, unless Options.CleanupEmptyChildNamespaces is set: a
+// client can create as many as match accepts, so accept only names that
+// exist or set the cleanup.
 func (h *Hub) OfMatch(match func(name string, auth json.RawMessage) bool) *Namespace {
 	if match == nil {
 		panic("rally: OfMatch: nil match")
@@ -144,8 +148,13 @@ func (n *Namespace) accepts(name string, auth json.RawMessage) (ok bool) {
 // connectDynamic answers a CONNECT to a namespace that does not exist, on
 // a goroutine of its own: a parent namespace may accept it.
 func (c *conn) connectDynamic(p *parser.Packet) {
+	// A match in progress counts as an event waiting: a client that
+	// floods CONNECTs is read no faster than its matches run.
+	size := p.Size() + int64(len(p.Namespace))
+	c.hold(size)
 	c.hub.startDispatch(func() {
 		defer c.hub.dispatchDone()
+		defer c.release(size)
 		defer c.doneMatching(p.Namespace)
 		if n := c.hub.child(p.Namespace, p.Data); n != nil {
 			c.join(n, p.Data)
