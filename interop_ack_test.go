@@ -99,7 +99,6 @@ func nodeServer(t *testing.T, mode, scenario string) string {
 }
 
 func TestInteropAckCallbacks(t *testing.T) {
-	nodetest.Node(t)
 	want := []any{
 		map[string]any{"echo two": []any{"a", "b"}},
 		map[string]any{"echo none": []any{}},
@@ -112,18 +111,14 @@ func TestInteropAckCallbacks(t *testing.T) {
 		map[string]any{"requested with a callback": []any{true}},
 		map[string]any{"failing": []any{map[string]any{"error": "nope"}}},
 	}
-	for _, mode := range interopModes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			srv := startInterop(t, mode, nil, nil)
-			ackHandlers(srv.hub)
-			rally := ackTranscript(t, srv.driver(t))
-			checkJSON(t, "what the client saw of rally", rally, want)
+	forEachInteropMode(t, func(t *testing.T, mode string) {
+		srv := startInterop(t, mode, nil, nil)
+		ackHandlers(srv.hub)
+		rally := ackTranscript(t, srv.driver(t))
+		checkJSON(t, "what the client saw of rally", rally, want)
 
-			node := &interopServer{url: nodeServer(t, mode, "acks"), mode: mode}
-			checkJSON(t, "what the client saw of rally and of Node", rally, ackTranscript(t, node.driver(t)))
-		})
-	}
+		checkJSON(t, "what the client saw of rally and of Node", rally, ackTranscript(t, nodeDriver(t, mode, "acks")))
+	})
 }
 
 // closeTranscript has the server close a client's connection and returns
@@ -140,24 +135,19 @@ func closeTranscript(t *testing.T, d *driver) []any {
 // A connection closed without DISCONNECT, as Node's socket.conn.close()
 // does: the client sees the transport close and reconnects.
 func TestInteropCloseConnection(t *testing.T) {
-	nodetest.Node(t)
-	for _, mode := range interopModes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			srv := startInterop(t, mode, nil, nil)
-			reasons := make(chan string, 2)
-			srv.hub.OnDisconnect(func(s *rally.Socket, reason string) { reasons <- reason })
-			srv.hub.On("close me", func(s *rally.Socket) { s.CloseConnection() })
-			got := closeTranscript(t, srv.driver(t))
-			checkJSON(t, "the client's disconnect", got, []any{"transport close", true})
-			if r := recv(t, reasons, "OnDisconnect"); r != rally.ReasonForcedClose {
-				t.Errorf("OnDisconnect reason %q, want %q", r, rally.ReasonForcedClose)
-			}
+	forEachInteropMode(t, func(t *testing.T, mode string) {
+		srv := startInterop(t, mode, nil, nil)
+		reasons := make(chan string, 2)
+		srv.hub.OnDisconnect(func(s *rally.Socket, reason string) { reasons <- reason })
+		srv.hub.On("close me", func(s *rally.Socket) { s.CloseConnection() })
+		got := closeTranscript(t, srv.driver(t))
+		checkJSON(t, "the client's disconnect", got, []any{"transport close", true})
+		if r := recv(t, reasons, "OnDisconnect"); r != rally.ReasonForcedClose {
+			t.Errorf("OnDisconnect reason %q, want %q", r, rally.ReasonForcedClose)
+		}
 
-			node := &interopServer{url: nodeServer(t, mode, "closeconn"), mode: mode}
-			checkJSON(t, "the client's disconnect, rally and Node", got, closeTranscript(t, node.driver(t)))
-		})
-	}
+		checkJSON(t, "the client's disconnect, rally and Node", got, closeTranscript(t, nodeDriver(t, mode, "closeconn")))
+	})
 }
 
 // listenersTranscript sends events through packet middleware, catch-all
@@ -174,58 +164,53 @@ func listenersTranscript(t *testing.T, d *driver) []any {
 }
 
 func TestInteropListeners(t *testing.T) {
-	nodetest.Node(t)
-	for _, mode := range interopModes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			srv := startInterop(t, mode, nil, nil)
-			var mu sync.Mutex
-			var log []string
-			note := func(s string) { mu.Lock(); log = append(log, s); mu.Unlock() }
-			hub := srv.hub
-			hub.OnConnect(func(s *rally.Socket) {
-				s.Use(func(s *rally.Socket, e *rally.Event) error {
-					switch e.Name {
-					case "forbidden":
-						return errors.New("not allowed")
-					case "shout":
-						var text string
-						if err := e.Decode(&text); err != nil {
-							return err
-						}
-						return e.SetArgs(strings.ToUpper(text))
+	forEachInteropMode(t, func(t *testing.T, mode string) {
+		srv := startInterop(t, mode, nil, nil)
+		var mu sync.Mutex
+		var log []string
+		note := func(s string) { mu.Lock(); log = append(log, s); mu.Unlock() }
+		hub := srv.hub
+		hub.OnConnect(func(s *rally.Socket) {
+			s.Use(func(s *rally.Socket, e *rally.Event) error {
+				switch e.Name {
+				case "forbidden":
+					return errors.New("not allowed")
+				case "shout":
+					var text string
+					if err := e.Decode(&text); err != nil {
+						return err
 					}
-					return nil
-				})
-				s.OnAny(func(s *rally.Socket, e *rally.Event) { note("any:" + e.Name) })
-				s.PrependAny(func(s *rally.Socket, e *rally.Event) { note("first:" + e.Name) })
+					return e.SetArgs(strings.ToUpper(text))
+				}
+				return nil
 			})
-			hub.On("shout", func(s *rally.Socket, text string, ack rally.Ack) {
-				note("handler:shout")
-				ack.Send(text)
-			})
-			hub.OnUnhandled(func(s *rally.Socket, e *rally.Event, ack rally.Ack) { ack.Send("fallback " + e.Name) })
-			hub.On("report", func(s *rally.Socket) []string {
-				mu.Lock()
-				defer mu.Unlock()
-				return slices.Clone(log)
-			})
-
-			got := listenersTranscript(t, srv.driver(t))
-			checkJSON(t, "what the client saw of rally", got, []any{
-				[]any{"HI"},
-				map[string]any{"error": "operation has timed out"},
-				[]any{"fallback mystery"},
-				[]any{[]any{"first:shout", "any:shout", "handler:shout", "first:forbidden", "any:forbidden",
-					"first:mystery", "any:mystery", "first:report", "any:report"}},
-			})
-			node := &interopServer{url: nodeServer(t, mode, "listeners"), mode: mode}
-			checkJSON(t, "what the client saw of rally and of Node", got, listenersTranscript(t, node.driver(t)))
-			if errs := srv.errors(); !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, "not allowed") }) {
-				t.Errorf("the refusal did not reach OnError: %q", errs)
-			}
+			s.OnAny(func(s *rally.Socket, e *rally.Event) { note("any:" + e.Name) })
+			s.PrependAny(func(s *rally.Socket, e *rally.Event) { note("first:" + e.Name) })
 		})
-	}
+		hub.On("shout", func(s *rally.Socket, text string, ack rally.Ack) {
+			note("handler:shout")
+			ack.Send(text)
+		})
+		hub.OnUnhandled(func(s *rally.Socket, e *rally.Event, ack rally.Ack) { ack.Send("fallback " + e.Name) })
+		hub.On("report", func(s *rally.Socket) []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(log)
+		})
+
+		got := listenersTranscript(t, srv.driver(t))
+		checkJSON(t, "what the client saw of rally", got, []any{
+			[]any{"HI"},
+			map[string]any{"error": "operation has timed out"},
+			[]any{"fallback mystery"},
+			[]any{[]any{"first:shout", "any:shout", "handler:shout", "first:forbidden", "any:forbidden",
+				"first:mystery", "any:mystery", "first:report", "any:report"}},
+		})
+		checkJSON(t, "what the client saw of rally and of Node", got, listenersTranscript(t, nodeDriver(t, mode, "listeners")))
+		if errs := srv.errors(); !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, "not allowed") }) {
+			t.Errorf("the refusal did not reach OnError: %q", errs)
+		}
+	})
 }
 
 // outgoingTranscript has the server emit and broadcast, and returns what
@@ -239,39 +224,34 @@ func outgoingTranscript(t *testing.T, d *driver) []any {
 }
 
 func TestInteropOutgoingListeners(t *testing.T) {
-	nodetest.Node(t)
-	for _, mode := range interopModes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			srv := startInterop(t, mode, nil, nil)
-			var mu sync.Mutex
-			var log []any
-			note := func(v ...any) { mu.Lock(); log = append(log, v); mu.Unlock() }
-			hub := srv.hub
-			hub.OnConnect(func(s *rally.Socket) {
-				s.OnAnyOutgoing(func(s *rally.Socket, e *rally.Event) { note(append([]any{"out:" + e.Name}, e.Values()...)...) })
-				s.PrependAnyOutgoing(func(s *rally.Socket, e *rally.Event) { note("first:" + e.Name) })
-			})
-			hub.On("hello", func(s *rally.Socket) string {
-				s.Emit("one", 1)
-				hub.Emit("two", 2)
-				s.Broadcast().Emit("three", 3)
-				return "done"
-			})
-			hub.On("report", func(s *rally.Socket) []any {
-				mu.Lock()
-				defer mu.Unlock()
-				return slices.Clone(log)
-			})
-			got := outgoingTranscript(t, srv.driver(t))
-			checkJSON(t, "what rally's outgoing listeners saw", got, []any{
-				[]any{"done"},
-				[]any{[]any{[]any{"first:one"}, []any{"out:one", 1}, []any{"first:two"}, []any{"out:two", 2}}},
-			})
-			node := &interopServer{url: nodeServer(t, mode, "outgoing"), mode: mode}
-			checkJSON(t, "rally and Node", got, outgoingTranscript(t, node.driver(t)))
+	forEachInteropMode(t, func(t *testing.T, mode string) {
+		srv := startInterop(t, mode, nil, nil)
+		var mu sync.Mutex
+		var log []any
+		note := func(v ...any) { mu.Lock(); log = append(log, v); mu.Unlock() }
+		hub := srv.hub
+		hub.OnConnect(func(s *rally.Socket) {
+			s.OnAnyOutgoing(func(s *rally.Socket, e *rally.Event) { note(append([]any{"out:" + e.Name}, e.Values()...)...) })
+			s.PrependAnyOutgoing(func(s *rally.Socket, e *rally.Event) { note("first:" + e.Name) })
 		})
-	}
+		hub.On("hello", func(s *rally.Socket) string {
+			s.Emit("one", 1)
+			hub.Emit("two", 2)
+			s.Broadcast().Emit("three", 3)
+			return "done"
+		})
+		hub.On("report", func(s *rally.Socket) []any {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(log)
+		})
+		got := outgoingTranscript(t, srv.driver(t))
+		checkJSON(t, "what rally's outgoing listeners saw", got, []any{
+			[]any{"done"},
+			[]any{[]any{[]any{"first:one"}, []any{"out:one", 1}, []any{"first:two"}, []any{"out:two", 2}}},
+		})
+		checkJSON(t, "rally and Node", got, outgoingTranscript(t, nodeDriver(t, mode, "outgoing")))
+	})
 }
 
 // relayTranscript sends arguments whose key order and numbers a faithful
@@ -301,19 +281,33 @@ func relayTranscript(t *testing.T, d *driver) []string {
 // A relay through rally.Raw sends back what came as Node's relay does:
 // key order kept (...any would sort it) and binary values in place.
 func TestInteropRawRelay(t *testing.T) {
+	forEachInteropMode(t, func(t *testing.T, mode string) {
+		srv := startInterop(t, mode, nil, nil)
+		srv.hub.On("relay", func(s *rally.Socket, ack rally.Ack, args ...rally.Raw) { ack.Send(rally.Args(args)...) })
+		got := relayTranscript(t, srv.driver(t))
+		want := relayTranscript(t, nodeDriver(t, mode, "relay"))
+		if !slices.Equal(got, want) {
+			t.Fatalf("relayed by rally:\n%s\nby Node:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		t.Logf("relayed as Node relays: %s", strings.Join(got, " "))
+	})
+}
+
+// forEachInteropMode runs f as a parallel subtest in each transport mode,
+// once Node is known to be there.
+func forEachInteropMode(t *testing.T, f func(t *testing.T, mode string)) {
 	nodetest.Node(t)
 	for _, mode := range interopModes {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			srv := startInterop(t, mode, nil, nil)
-			srv.hub.On("relay", func(s *rally.Socket, ack rally.Ack, args ...rally.Raw) { ack.Send(rally.Args(args)...) })
-			got := relayTranscript(t, srv.driver(t))
-			node := &interopServer{url: nodeServer(t, mode, "relay"), mode: mode}
-			want := relayTranscript(t, node.driver(t))
-			if !slices.Equal(got, want) {
-				t.Fatalf("relayed by rally:\n%s\nby Node:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-			t.Logf("relayed as Node relays: %s", strings.Join(got, " "))
+			f(t, mode)
 		})
 	}
+}
+
+// nodeDriver starts server.js with a scenario and returns a driver of the
+// official client connected to it.
+func nodeDriver(t *testing.T, mode, scenario string) *driver {
+	t.Helper()
+	return (&interopServer{url: nodeServer(t, mode, scenario), mode: mode}).driver(t)
 }

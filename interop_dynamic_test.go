@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/rallyhq/rally"
-	"github.com/rallyhq/rally/internal/nodetest"
 )
 
 // dynamicHandlers registers what server.js's "dynamic" scenario does.
@@ -68,21 +67,16 @@ func dynamicTranscript(t *testing.T, d *driver) []any {
 }
 
 func TestInteropDynamicNamespaces(t *testing.T) {
-	nodetest.Node(t)
-	for _, mode := range interopModes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			srv := startInterop(t, mode, nil, nil)
-			dynamicHandlers(srv.hub)
-			got := dynamicTranscript(t, srv.driver(t))
-			checkJSON(t, "what the client saw of rally", got, []any{
-				[]any{"/tenant-1"}, []any{"/tenant-2"},
-				[]any{"/tenant-1", "hi"}, []any{"/tenant-1", "hi"},
-				"Invalid namespace", "refused", "Invalid namespace",
-				[]any{"/fn-1"},
-			})
-			node := &interopServer{url: nodeServer(t, mode, "dynamic"), mode: mode}
-			checkJSON(t, "rally and Node", got, dynamicTranscript(t, node.driver(t)))
+	forEachInteropMode(t, func(t *testing.T, mode string) {
+		srv := startInterop(t, mode, nil, nil)
+		dynamicHandlers(srv.hub)
+		got := dynamicTranscript(t, srv.driver(t))
+		checkJSON(t, "what the client saw of rally", got, []any{
+			[]any{"/tenant-1"}, []any{"/tenant-2"},
+			[]any{"/tenant-1", "hi"}, []any{"/tenant-1", "hi"},
+			"Invalid namespace", "refused", "Invalid namespace",
+			[]any{"/fn-1"},
 		})
-	}
+		checkJSON(t, "rally and Node", got, dynamicTranscript(t, nodeDriver(t, mode, "dynamic")))
+	})
 }
