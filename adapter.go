@@ -97,6 +97,13 @@ func (a *LocalAdapter) Namespace() *Namespace { return a.nsp }
 // Broadcast sends p to the selected sockets of this server, encoding it
 // once for all of them.
 func (a *LocalAdapter) Broadcast(_ context.Context, p Packet, opts BroadcastOptions) error {
+	a.notify(p, a.deliver(p, opts))
+	return nil
+}
+
+// deliver sends p to the selected sockets and returns those of them that
+// have OnAnyOutgoing listeners, to be notified by notify.
+func (a *LocalAdapter) deliver(p Packet, opts BroadcastOptions) []*Socket {
 	frames := encodeFrames(a.packet(p, parser.NoID))
 	uncompressed(frames, opts)
 	var listening []*Socket
@@ -111,10 +118,15 @@ func (a *LocalAdapter) Broadcast(_ context.Context, p Packet, opts BroadcastOpti
 			listening = append(listening, s)
 		}
 	})
-	for _, s := range listening { // out of the namespace's lock
+	return listening
+}
+
+// notify calls the OnAnyOutgoing listeners of the sockets deliver
+// returned, out of every lock: they may emit.
+func (a *LocalAdapter) notify(p Packet, listening []*Socket) {
+	for _, s := range listening {
 		s.notifyOutgoing(p.Data, p.Attachments)
 	}
-	return nil
 }
 
 // uncompressed marks frames to be sent uncompressed when opts ask for it.

@@ -126,6 +126,11 @@ type Options struct {
 	// lock: it must not block (subscribe in the background) nor call the
 	// hub.
 	Adapter func(local *LocalAdapter) Adapter
+	// ConnectionStateRecovery, when set, lets clients whose connection was
+	// lost recover their sockets (id, rooms, data) and the events they
+	// missed (Node's connectionStateRecovery); see Recovery. nil leaves it
+	// off, as in Node.
+	ConnectionStateRecovery *Recovery
 	// CleanupEmptyChildNamespaces removes a child namespace (see
 	// OfMatch) once its last socket has left, with its adapter; the next
 	// CONNECT to its name creates it again (Node's
@@ -209,10 +214,11 @@ type Options struct {
 // connect, by default at "/socket.io/". The Hub's event, middleware and
 // emit methods apply to the main namespace "/"; Of returns the others.
 type Hub struct {
-	opts   Options
-	engine *engineio.Server
-	log    *slog.Logger
-	main   *Namespace
+	opts     Options
+	recovery *Recovery // Options.ConnectionStateRecovery with defaults, or nil
+	engine   *engineio.Server
+	log      *slog.Logger
+	main     *Namespace
 
 	mu         sync.RWMutex
 	namespaces map[string]*Namespace
@@ -297,6 +303,9 @@ func newHub(opts *Options, noPoller bool) *Hub {
 	}
 	if h.opts.MaxPendingBytes <= 0 {
 		h.opts.MaxPendingBytes = h.opts.MaxHTTPBufferSize
+	}
+	if r := h.opts.ConnectionStateRecovery; r != nil {
+		h.recovery = r.withDefaults()
 	}
 	h.log = h.opts.Logger
 	if h.log == nil {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -75,8 +76,37 @@ type interopServer struct {
 	url  string
 	mode string
 
-	mu   sync.Mutex
-	errs []string // from Options.OnError and the hub's logger
+	mu    sync.Mutex
+	errs  []string   // from Options.OnError and the hub's logger
+	conns []net.Conn // every connection accepted, for cutConnections
+}
+
+// cutConnections closes every TCP connection the server accepted, as a
+// network failure would: the hub sees its transports fail.
+func (s *interopServer) cutConnections() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// trackingListener records the connections it accepts.
+type trackingListener struct {
+	net.Listener
+	srv *interopServer
+}
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.srv.mu.Lock()
+		l.srv.conns = append(l.srv.conns, c)
+		l.srv.mu.Unlock()
+	}
+	return c, err
 }
 
 // startInterop starts a hub with opts (nil for defaults), wrapped in the
@@ -102,7 +132,9 @@ func startInterop(t *testing.T, mode string, opts *rally.Options, wrap func(http
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", h)
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.Listener = trackingListener{ts.Listener, srv}
+	ts.Start()
 	srv.url = ts.URL
 	// Cleanups run last-in first-out: the hub closes before the server.
 	t.Cleanup(func() {

@@ -71,9 +71,13 @@ func newNamespace(h *Hub, name string) *Namespace {
 		rooms:        make(map[string]map[*Socket]struct{}),
 	}
 	n.local = &LocalAdapter{nsp: n}
-	n.adapter = n.local
-	if h.opts.Adapter != nil {
+	switch {
+	case h.opts.Adapter != nil:
 		n.adapter = h.opts.Adapter(n.local)
+	case h.recovery != nil:
+		n.adapter = newMemoryAdapter(n.local, h.recovery)
+	default:
+		n.adapter = n.local
 	}
 	return n
 }
@@ -281,9 +285,9 @@ func (n *Namespace) Socket(id string) *Socket {
 	return n.sockets[id]
 }
 
-// connect marks a socket connected and puts it in the room of its id. It
-// reports false if the socket was closed meanwhile.
-func (n *Namespace) connect(s *Socket) bool {
+// connect marks a socket connected and puts it in the room of its id and
+// in rooms. It reports false if the socket was closed meanwhile.
+func (n *Namespace) connect(s *Socket, rooms []string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if socketState(s.state.Load()) != stateConnecting || n.removed {
@@ -292,6 +296,9 @@ func (n *Namespace) connect(s *Socket) bool {
 	s.state.Store(int32(stateConnected))
 	n.sockets[s.id] = s
 	n.joinLocked(s, s.id)
+	for _, room := range rooms {
+		n.joinLocked(s, room)
+	}
 	return true
 }
 

@@ -62,6 +62,8 @@ const (
 // concurrent use.
 type Socket struct {
 	id        string
+	pid       string // private session id, with connection state recovery
+	recovered bool
 	nsp       *Namespace
 	conn      *conn
 	handshake *Handshake
@@ -138,7 +140,7 @@ func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
 	hs := c.handshake // Header and Query are shared with the connection's other sockets
 	hs.Auth, hs.Issued = auth, time.Now()
 	s := &Socket{
-		id:        engineio.NewID(),
+		id:        newSocketID(),
 		nsp:       n,
 		conn:      c,
 		handshake: &hs,
@@ -148,8 +150,15 @@ func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
 		rooms:     make(map[string]struct{}),
 		queue:     serial.Queue{Start: n.hub.startDispatch, Done: n.hub.dispatchDone},
 	}
+	if n.hub.recovery != nil {
+		s.pid = newSocketID()
+	}
 	return s
 }
+
+// newSocketID returns a new socket id or private session id: 20 URL-safe
+// characters from crypto/rand.
+func newSocketID() string { return engineio.NewID() }
 
 // ID returns the socket's id, unique to this socket and namespace. Every
 // socket is in the room named by its id.
@@ -227,6 +236,10 @@ func (s *Socket) Emit(event string, args ...any) error {
 	}
 	if !s.isConnected() {
 		return ErrDisconnected
+	}
+	if ra := s.nsp.recoveryAdapter(); ra != nil {
+		// recorded, so that the client can recover it
+		return ra.Broadcast(context.Background(), Packet{Data: p.Data, Attachments: p.Attachments}, BroadcastOptions{Rooms: []string{s.id}})
 	}
 	if err := s.conn.send(p); err != nil {
 		return err
@@ -358,8 +371,42 @@ func (s *Socket) CloseConnection() { s.conn.sess.Close() }
 func (s *Socket) enqueue(job func()) { s.queue.Push(job) }
 
 // runConnect runs the connect middleware and, if it lets the socket in,
-// connects it and calls the OnConnect handlers.
+// connects it and calls the OnConnect handlers. A socket that recovers a
+// session skips the middleware, unless Recovery.RunMiddleware.
 func (s *Socket) runConnect() {
+	n := s.nsp
+	sess, offset := s.restore()
+	ranMiddleware := sess == nil || n.hub.recovery.RunMiddleware
+	if ranMiddleware && !s.runMiddleware() {
+		return
+	}
+	if sess != nil && !s.connectRecovered(sess, offset) {
+		s.reset() // what it missed is gone: a new socket
+		if !s.runMiddleware() {
+			return
+		}
+		sess = nil
+	}
+	if sess == nil {
+		if !n.connect(s, nil) {
+			s.connectFailed()
+			return
+		}
+		s.sendConnectReply()
+	}
+	if !s.isConnected() {
+		return
+	}
+	for _, fn := range n.connectHandlers() {
+		if err := protect(func() error { fn(s); return nil }); err != nil {
+			n.hub.reportError(s, fmt.Errorf("rally: OnConnect handler: %w", err))
+		}
+	}
+}
+
+// runMiddleware runs the connect middleware, and refuses the socket and
+// reports false if one fails.
+func (s *Socket) runMiddleware() bool {
 	n := s.nsp
 	for _, mw := range n.connectMiddleware() {
 		err := protect(func() error { return mw(s) })
@@ -370,21 +417,27 @@ func (s *Socket) runConnect() {
 			n.hub.reportError(s, fmt.Errorf("rally: connect middleware: %w", err))
 		}
 		s.refuse(err)
-		return
+		return false
 	}
-	if !n.connect(s) {
-		if s.isConnecting() && n.isRemoved() {
-			s.refuse(errors.New("Invalid namespace")) // closed meanwhile
-		}
-		return // or the connection closed while the middleware ran
+	return true
+}
+
+// connectFailed handles a socket that could not connect: the connection
+// closed while the middleware ran, or the namespace was removed.
+func (s *Socket) connectFailed() {
+	if s.isConnecting() && s.nsp.isRemoved() {
+		s.refuse(errors.New("Invalid namespace")) // closed meanwhile
 	}
-	reply, _ := json.Marshal(map[string]string{"sid": s.id})
-	s.conn.send(&parser.Packet{Type: parser.Connect, Namespace: n.name, ID: parser.NoID, Data: reply})
-	for _, fn := range n.connectHandlers() {
-		if err := protect(func() error { fn(s); return nil }); err != nil {
-			n.hub.reportError(s, fmt.Errorf("rally: OnConnect handler: %w", err))
-		}
-	}
+}
+
+// sendConnectReply confirms the connection to the client, with the
+// socket's private session id when recovery is on.
+func (s *Socket) sendConnectReply() {
+	reply, _ := json.Marshal(struct {
+		SID string `json:"sid"`
+		PID string `json:"pid,omitempty"`
+	}{s.id, s.pid})
+	s.conn.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID, Data: reply})
 }
 
 // refuse answers a CONNECT with CONNECT_ERROR carrying err's message (and
@@ -549,6 +602,7 @@ func (s *Socket) close(reason string, sendPacket bool) {
 		s.conn.send(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID})
 	}
 	s.enqueue(func() {
+		s.persist(reason)
 		for _, fn := range s.nsp.disconnectHandlers() {
 			if err := protect(func() error { fn(s, reason); return nil }); err != nil {
 				s.nsp.hub.reportError(s, fmt.Errorf("rally: OnDisconnect handler: %w", err))

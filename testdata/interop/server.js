@@ -103,6 +103,40 @@ const scenarios = {
       socket.on('whoami', (ack) => ack(socket.nsp.name));
     });
   },
+  // Connection state recovery: the handlers of recovery_interop_test.go.
+  recovery(io) {
+    let middlewareRuns = 0;
+    io.use((socket, next) => {
+      middlewareRuns++;
+      next();
+    });
+    io.on('connection', (socket) => {
+      socket.on('join', (room, ack) => {
+        socket.join(room);
+        ack(null);
+      });
+      socket.on('set data', (v, ack) => {
+        socket.data = v;
+        ack(null);
+      });
+      socket.on('hello me', (n, ack) => {
+        socket.emit('private', n);
+        ack(null);
+      });
+      socket.on('send', (spec, ack) => {
+        let op = io.to(spec.to || []).except(spec.except || []);
+        if (spec.volatile) op = op.volatile;
+        op.emit(spec.ev, ...spec.args);
+        ack(null);
+      });
+      socket.on('whoami', (ack) => {
+        const rooms = [...socket.rooms].map((r) => (r === socket.id ? '$self' : r)).sort();
+        ack({ recovered: socket.recovered, data: socket.data === undefined ? null : socket.data, rooms, middlewareRuns });
+      });
+      socket.on('disconnect', (reason) => io.emit('gone', reason));
+      socket.emit('hi', socket.recovered);
+    });
+  },
   // The server closes a client's connection without DISCONNECT.
   closeconn(io) {
     io.on('connection', (socket) => {
@@ -116,6 +150,9 @@ if (!scenarios[name]) lib.fatal(new Error(`unknown scenario ${name}`));
 const httpServer = createServer();
 const io = new Server(httpServer, {
   perMessageDeflate: process.env.RALLY_TRANSPORT === 'deflate' ? { threshold: 0 } : false,
+  connectionStateRecovery: process.env.RALLY_RECOVERY_MS
+    ? { maxDisconnectionDuration: Number(process.env.RALLY_RECOVERY_MS) }
+    : undefined,
 });
 scenarios[name](io);
 httpServer.listen(0, '127.0.0.1', () => {
