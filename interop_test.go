@@ -76,37 +76,57 @@ type interopServer struct {
 	url  string
 	mode string
 
-	mu    sync.Mutex
-	errs  []string   // from Options.OnError and the hub's logger
-	conns []net.Conn // every connection accepted, for cutConnections
+	mu       sync.Mutex
+	errs     []string   // from Options.OnError and the hub's logger
+	conns    []net.Conn // every connection accepted, for cutConnections
+	cutUntil time.Time
 }
 
-// cutConnections closes every TCP connection the server accepted, as a
-// network failure would: the hub sees its transports fail.
-func (s *interopServer) cutConnections() {
+// cutConnections closes every TCP connection the server accepted, and
+// those it accepts for the next d, as a network failure would: the hub
+// sees its transports fail, the client its requests and reconnections.
+func (s *interopServer) cutConnections(d time.Duration) {
 	s.mu.Lock()
 	conns := s.conns
 	s.conns = nil
+	s.cutUntil = time.Now().Add(d)
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.Close()
+		// Shut down rather than closed: the hub, which holds the
+		// descriptor, sees the connection end as it would a failure.
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseRead()
+			tc.CloseWrite()
+		} else {
+			c.Close()
+		}
 	}
 }
 
-// trackingListener records the connections it accepts.
+// trackingListener records the connections it accepts, and closes at
+// once those accepted while a cut lasts.
 type trackingListener struct {
 	net.Listener
 	srv *interopServer
 }
 
 func (l trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return c, err
+		}
 		l.srv.mu.Lock()
-		l.srv.conns = append(l.srv.conns, c)
+		cut := time.Now().Before(l.srv.cutUntil)
+		if !cut {
+			l.srv.conns = append(l.srv.conns, c)
+		}
 		l.srv.mu.Unlock()
+		if !cut {
+			return c, nil
+		}
+		c.Close()
 	}
-	return c, err
 }
 
 // startInterop starts a hub with opts (nil for defaults), wrapped in the

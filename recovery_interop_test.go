@@ -5,8 +5,10 @@ package rally_test
 // with connectionStateRecovery, every transport mode.
 
 import (
+	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -168,6 +170,8 @@ func transcriptOf(p *nodetest.Process, name string) []any {
 			out = append(out, map[string]any{"ack " + l.Text("ev"): l.Get("args")})
 		case "disconnect":
 			out = append(out, map[string]any{"disconnect": l.Text("reason")})
+		case "connect_error":
+			out = append(out, map[string]any{"connect_error": l.Text("message")})
 		}
 	}
 	return out
@@ -222,4 +226,173 @@ func TestInteropRecovery(t *testing.T) {
 		checkJSON(t, "what the client saw of rally and of Node, up to the deliberate disconnect",
 			got[:min(len(got), len(recovered))], nodeSeen[:min(len(nodeSeen), len(recovered))])
 	})
+}
+
+// TestInteropRecoveryAfterNetworkFailure cuts every TCP connection of the
+// client, and refuses new ones for 1.5 s, while a Go goroutine broadcasts
+// a numbered tick every millisecond; the client, reconnecting by itself,
+// must see every tick exactly once, in order, and be recovered.
+func TestInteropRecoveryAfterNetworkFailure(t *testing.T) {
+	forEachInteropMode(t, func(t *testing.T, mode string) {
+		opts := &rally.Options{ConnectionStateRecovery: &rally.Recovery{}}
+		if mode == "polling" {
+			// A cut between two polls leaves no request to fail: the
+			// server learns of it by the ping timeout.
+			opts.PingInterval, opts.PingTimeout = 500*time.Millisecond, 500*time.Millisecond
+		}
+		srv := startInterop(t, mode, opts, nil)
+		disconnected := make(chan string, 1)
+		srv.hub.OnDisconnect(func(s *rally.Socket, reason string) {
+			select {
+			case disconnected <- reason:
+			default:
+			}
+		})
+		p := srv.node(t, "recovery.js")
+		c := recoveryClient{t, p}
+		c.send(map[string]any{"op": "open", "name": "a", "opts": map[string]any{"reconnectionDelay": 300, "randomizationFactor": 0}})
+		waitEvent(t, p, "ready", map[string]any{"name": "a"})
+
+		stop := make(chan struct{})
+		sent := make(chan int)
+		go func() {
+			n := 0
+			defer func() { sent <- n }()
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					srv.hub.Emit("tick", n)
+					n++
+				}
+			}
+		}()
+		waitEvents(t, p, 20, "recv", map[string]any{"name": "a", "ev": "tick"})
+		srv.cutConnections(1500 * time.Millisecond)
+		select {
+		case reason := <-disconnected:
+			t.Logf("the server saw %q", reason)
+		case <-time.After(waitTimeout):
+			t.Fatal("the server did not see the connection fail")
+		}
+		l := waitEvents(t, p, 2, "recovery", map[string]any{"name": "a"})
+		if l[1].Get("recovered") != true || l[1].Text("id") != l[0].Text("id") {
+			t.Errorf("after the cut: %s; before: %s", l[1].Raw, l[0].Raw)
+		}
+		recovered := len(waitEventsNow(p, "recv", map[string]any{"name": "a", "ev": "tick"}))
+		waitEvents(t, p, recovered+20, "recv", map[string]any{"name": "a", "ev": "tick"})
+		close(stop)
+		n := <-sent
+		got := waitEvents(t, p, n, "recv", map[string]any{"name": "a", "ev": "tick"})
+		for i, l := range got {
+			if args := l.Get("args").([]any); len(args) != 2 || args[0] != float64(i) {
+				t.Fatalf("tick %d of %d: %s", i, n, l.Raw)
+			}
+		}
+		if len(got) != n {
+			t.Errorf("%d ticks received, %d sent", len(got), n)
+		}
+	})
+}
+
+// TestInteropRecoveryRefused checks the cases where a client that lost
+// its connection is not recovered, or is after its middleware ran: it
+// gets a new socket id unless recovered, and only then the events it
+// missed.
+func TestInteropRecoveryRefused(t *testing.T) {
+	nodetest.Node(t)
+	for _, tc := range []struct {
+		name     string
+		recovery rally.Recovery
+		away     func(hub *rally.Hub) // what is sent while the client is away
+		wait     time.Duration        // how long it stays away after that
+		refuse   bool                 // the middleware refuses recovered sockets
+		want     []any                // after the disconnect
+	}{{
+		name:     "expired",
+		recovery: rally.Recovery{MaxDisconnectionDuration: 300 * time.Millisecond},
+		away:     func(hub *rally.Hub) { hub.Emit("news", 2) },
+		wait:     time.Second,
+		want: []any{
+			map[string]any{"connect": "id2", "recovered": false},
+			map[string]any{"middleware runs": []any{2.0, false, "$offset"}},
+		},
+	}, {
+		name:     "missed more than MaxMissedPackets",
+		recovery: rally.Recovery{MaxMissedPackets: 2},
+		away:     func(hub *rally.Hub) { hub.Emit("news", 2); hub.Emit("news", 3); hub.Emit("news", 4) },
+		want: []any{
+			map[string]any{"connect": "id2", "recovered": false},
+			map[string]any{"middleware runs": []any{2.0, false, "$offset"}},
+		},
+	}, {
+		name:     "its offset was dropped to stay within MaxBufferedBytes",
+		recovery: rally.Recovery{MaxBufferedBytes: 4000},
+		away:     func(hub *rally.Hub) { hub.Emit("news", strings.Repeat("x", 5000)) },
+		want: []any{
+			map[string]any{"connect": "id2", "recovered": false},
+			map[string]any{"middleware runs": []any{2.0, false, "$offset"}},
+		},
+	}, {
+		name:     "missed MaxMissedPackets, with RunMiddleware",
+		recovery: rally.Recovery{MaxMissedPackets: 2, RunMiddleware: true},
+		away:     func(hub *rally.Hub) { hub.Emit("news", 2); hub.To("nobody").Emit("news", 0); hub.Emit("news", 3) },
+		want: []any{
+			map[string]any{"news": []any{2.0, "$offset"}},
+			map[string]any{"news": []any{3.0, "$offset"}},
+			map[string]any{"connect": "id1", "recovered": true},
+			map[string]any{"middleware runs": []any{2.0, true, "$offset"}},
+		},
+	}, {
+		name:     "refused by RunMiddleware",
+		recovery: rally.Recovery{RunMiddleware: true},
+		away:     func(hub *rally.Hub) { hub.Emit("news", 2) },
+		refuse:   true,
+		want: []any{
+			map[string]any{"connect_error": "no recovery here"},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startInterop(t, "websocket", &rally.Options{ConnectionStateRecovery: &tc.recovery}, nil)
+			var runs atomic.Int64
+			srv.hub.Use(func(s *rally.Socket) error {
+				runs.Add(1)
+				if tc.refuse && s.Recovered() {
+					return errors.New("no recovery here")
+				}
+				return nil
+			})
+			srv.hub.OnConnect(func(s *rally.Socket) { s.Emit("middleware runs", runs.Load(), s.Recovered()) })
+			disconnected := make(chan struct{}, 1)
+			srv.hub.OnDisconnect(func(*rally.Socket, string) { disconnected <- struct{}{} })
+
+			p := srv.node(t, "recovery.js")
+			c := recoveryClient{t, p}
+			c.send(map[string]any{"op": "open", "name": "a", "opts": map[string]any{"reconnection": false}})
+			waitEvent(t, p, "ready", map[string]any{"name": "a"})
+			srv.hub.Emit("news", 1)
+			waitEvent(t, p, "recv", map[string]any{"name": "a", "ev": "news"})
+			c.send(map[string]any{"op": "cut", "name": "a"})
+			select {
+			case <-disconnected:
+			case <-time.After(waitTimeout):
+				t.Fatal("the server did not see the client go")
+			}
+			tc.away(srv.hub)
+			time.Sleep(tc.wait)
+			c.send(map[string]any{"op": "connect", "name": "a"})
+			if tc.refuse {
+				waitEvent(t, p, "connect_error", map[string]any{"name": "a"})
+			} else {
+				waitEvents(t, p, 2, "recv", map[string]any{"name": "a", "ev": "middleware runs"})
+			}
+			got := transcriptOf(p, "a")
+			i := slices.IndexFunc(got, func(e any) bool { _, ok := e.(map[string]any)["disconnect"]; return ok })
+			checkJSON(t, "what the client saw after the disconnect", got[i+1:], tc.want)
+		})
+	}
 }
