@@ -38,8 +38,12 @@ type benchTick struct {
 
 var benchPayload = benchTick{T: 1700000000123456, I: 42, P: strings.Repeat("x", 32)}
 
-func benchHub() *rally.Hub {
-	return rally.NewHub(&rally.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+func benchHub() *rally.Hub { return benchHubWith(rally.Options{}) }
+
+// benchHubWith is benchHub with options.
+func benchHubWith(opts rally.Options) *rally.Hub {
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return rally.NewHub(&opts)
 }
 
 // benchConn is a websocket client written for benchmarks: it joins "/"
@@ -220,23 +224,38 @@ func mallocs() uint64 {
 func BenchmarkBroadcast(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run("recipients="+strconv.Itoa(n), func(b *testing.B) {
-			hub := benchHub()
-			srv := sockettest.NewServer(b, hub)
-			f := newBenchFleet(b, srv, n)
-			b.ReportAllocs()
-			before := mallocs()
-			for b.Loop() {
-				f.expect(n)
-				if err := hub.Emit("tick", benchPayload); err != nil {
-					b.Fatal(err)
-				}
-				f.wait(b)
-			}
-			allocs := float64(mallocs()-before) / float64(b.N)
-			b.ReportMetric(allocs/float64(n), "allocs/recipient")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+			benchBroadcast(b, benchHub(), n)
 		})
 	}
+}
+
+// BenchmarkBroadcastRecovery is BenchmarkBroadcast with connection state
+// recovery on: each event is also kept, with an offset, for clients that
+// may reconnect.
+func BenchmarkBroadcastRecovery(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run("recipients="+strconv.Itoa(n), func(b *testing.B) {
+			benchBroadcast(b, benchHubWith(rally.Options{ConnectionStateRecovery: &rally.Recovery{}}), n)
+		})
+	}
+}
+
+// benchBroadcast measures hub.Emit to n clients.
+func benchBroadcast(b *testing.B, hub *rally.Hub, n int) {
+	srv := sockettest.NewServer(b, hub)
+	f := newBenchFleet(b, srv, n)
+	b.ReportAllocs()
+	before := mallocs()
+	for b.Loop() {
+		f.expect(n)
+		if err := hub.Emit("tick", benchPayload); err != nil {
+			b.Fatal(err)
+		}
+		f.wait(b)
+	}
+	allocs := float64(mallocs()-before) / float64(b.N)
+	b.ReportMetric(allocs/float64(n), "allocs/recipient")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
 }
 
 // BenchmarkBroadcastBurst queues 10 broadcasts back to back before
