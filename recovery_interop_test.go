@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -229,9 +230,11 @@ func TestInteropRecovery(t *testing.T) {
 }
 
 // TestInteropRecoveryAfterNetworkFailure cuts every TCP connection of the
-// client, and refuses new ones for 1.5 s, while a Go goroutine broadcasts
-// a numbered tick every millisecond; the client, reconnecting by itself,
-// must see every tick exactly once, in order, and be recovered.
+// client, and refuses new ones for 1.5 s, while three goroutines send it
+// numbered ticks, each every millisecond: two broadcast to everyone, one
+// emits to the socket itself while it is connected. The client,
+// reconnecting by itself, must be recovered and see every tick sent
+// exactly once, each sender's in order, with offsets that only grow.
 func TestInteropRecoveryAfterNetworkFailure(t *testing.T) {
 	forEachInteropMode(t, func(t *testing.T, mode string) {
 		opts := &rally.Options{ConnectionStateRecovery: &rally.Recovery{}}
@@ -252,25 +255,36 @@ func TestInteropRecoveryAfterNetworkFailure(t *testing.T) {
 		c := recoveryClient{t, p}
 		c.send(map[string]any{"op": "open", "name": "a", "opts": map[string]any{"reconnectionDelay": 300, "randomizationFactor": 0}})
 		waitEvent(t, p, "ready", map[string]any{"name": "a"})
+		id := waitEvent(t, p, "recovery", map[string]any{"name": "a"}).Text("id")
 
+		senders := []func(n int) bool{
+			func(n int) bool { return srv.hub.Emit("tick", 0, n) == nil },
+			func(n int) bool { return srv.hub.Emit("tick", 1, n) == nil },
+			func(n int) bool {
+				s := srv.hub.Of("/").Socket(id)
+				return s != nil && s.Emit("tick", 2, n) == nil
+			},
+		}
 		stop := make(chan struct{})
-		sent := make(chan int)
-		go func() {
-			n := 0
-			defer func() { sent <- n }()
-			tick := time.NewTicker(time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					srv.hub.Emit("tick", n)
-					n++
+		sent := make([]int, len(senders))
+		var wg sync.WaitGroup
+		for g, send := range senders {
+			wg.Go(func() {
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						if send(sent[g]) {
+							sent[g]++
+						}
+					}
 				}
-			}
-		}()
-		waitEvents(t, p, 20, "recv", map[string]any{"name": "a", "ev": "tick"})
+			})
+		}
+		waitEvents(t, p, 60, "recv", map[string]any{"name": "a", "ev": "tick"})
 		srv.cutConnections(1500 * time.Millisecond)
 		select {
 		case reason := <-disconnected:
@@ -279,21 +293,50 @@ func TestInteropRecoveryAfterNetworkFailure(t *testing.T) {
 			t.Fatal("the server did not see the connection fail")
 		}
 		l := waitEvents(t, p, 2, "recovery", map[string]any{"name": "a"})
-		if l[1].Get("recovered") != true || l[1].Text("id") != l[0].Text("id") {
+		if l[1].Get("recovered") != true || l[1].Text("id") != id {
 			t.Errorf("after the cut: %s; before: %s", l[1].Raw, l[0].Raw)
 		}
 		recovered := len(waitEventsNow(p, "recv", map[string]any{"name": "a", "ev": "tick"}))
-		waitEvents(t, p, recovered+20, "recv", map[string]any{"name": "a", "ev": "tick"})
+		waitEvents(t, p, recovered+60, "recv", map[string]any{"name": "a", "ev": "tick"})
 		close(stop)
-		n := <-sent
-		got := waitEvents(t, p, n, "recv", map[string]any{"name": "a", "ev": "tick"})
-		for i, l := range got {
-			if args := l.Get("args").([]any); len(args) != 2 || args[0] != float64(i) {
-				t.Fatalf("tick %d of %d: %s", i, n, l.Raw)
+		wg.Wait()
+		total := sent[0] + sent[1] + sent[2]
+		got := waitEvents(t, p, total, "recv", map[string]any{"name": "a", "ev": "tick"})
+		next := make([]int, len(senders))
+		var last uint64
+		for _, l := range got {
+			args := l.Get("args").([]any)
+			if len(args) != 3 {
+				t.Fatalf("tick without an offset: %s", l.Raw)
+			}
+			g, n := int(args[0].(float64)), int(args[1].(float64))
+			if n != next[g] {
+				t.Fatalf("sender %d: tick %d after %d: %s", g, n, next[g]-1, l.Raw)
+			}
+			next[g]++
+			offset, err := strconv.ParseUint(args[2].(string), 36, 64)
+			if err != nil || offset <= last {
+				t.Fatalf("offset %v after %d: %s", args[2], last, l.Raw)
+			}
+			last = offset
+		}
+		replayed, away := 0, false
+		for _, l := range p.Lines() {
+			switch {
+			case l.Event == "disconnect":
+				away = true
+			case l.Event == "recovery" && away:
+				away = false
+			case l.Event == "recv" && away:
+				replayed++
 			}
 		}
-		if len(got) != n {
-			t.Errorf("%d ticks received, %d sent", len(got), n)
+		t.Logf("%d ticks sent (by sender: %v), %d received, %d of them replayed at the reconnection", total, sent, len(got), replayed)
+		if replayed == 0 {
+			t.Error("no tick was sent while the client was away")
+		}
+		if len(got) != total {
+			t.Errorf("%d ticks received, %d sent", len(got), total)
 		}
 	})
 }
