@@ -59,6 +59,7 @@ type Namespace struct {
 	mu      sync.RWMutex
 	sockets map[string]*Socket
 	rooms   map[string]map[*Socket]struct{}
+	byPID   map[string]*Socket // sockets by private session id, with recovery, until persisted
 }
 
 func newNamespace(h *Hub, name string) *Namespace {
@@ -295,11 +296,35 @@ func (n *Namespace) connect(s *Socket, rooms []string) bool {
 	}
 	s.state.Store(int32(stateConnected))
 	n.sockets[s.id] = s
+	if s.pid != "" {
+		if n.byPID == nil {
+			n.byPID = make(map[string]*Socket)
+		}
+		n.byPID[s.pid] = s
+	}
 	n.joinLocked(s, s.id)
 	for _, room := range rooms {
 		n.joinLocked(s, room)
 	}
 	return true
+}
+
+// socketByPID returns the socket whose private session id is pid, if it
+// is connected or its session is being kept, or nil.
+func (n *Namespace) socketByPID(pid string) *Socket {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.byPID[pid]
+}
+
+// forgetPID removes a socket whose session was kept, or that had none to
+// keep, from byPID.
+func (n *Namespace) forgetPID(s *Socket) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.byPID[s.pid] == s {
+		delete(n.byPID, s.pid)
+	}
 }
 
 // disconnect marks a socket closed and stops broadcasts from reaching it;
@@ -313,7 +338,7 @@ func (n *Namespace) disconnect(s *Socket) (wasConnected, ok bool) {
 		return false, false
 	case stateConnected:
 		wasConnected = true
-		delete(n.sockets, s.id)
+		delete(n.sockets, s.id) // it stays in byPID until its session is kept
 	}
 	s.state.Store(int32(stateClosed))
 	return wasConnected, true

@@ -37,7 +37,10 @@ import (
 // what its OnConnect handlers send. Otherwise, when the session
 // expired, its offset is no longer kept, it missed more than
 // MaxMissedPackets, or it never received an event, the client gets a new
-// socket, as without recovery.
+// socket, as without recovery. A client that comes back while this server
+// still holds its old connection (the failure not seen yet) presents the
+// private id of a socket that is connected here: that connection is
+// closed, as ReasonTransportClose, and the client takes its session.
 type Recovery struct {
 	// MaxDisconnectionDuration is how long a session and the events sent
 	// meanwhile are kept (2 minutes).
@@ -185,13 +188,21 @@ func (s *Socket) restore() (sess *Session, offset string) {
 	if !ok {
 		return nil, ""
 	}
-	var err error
-	if m, ok := ra.(*memoryAdapter); ok {
-		sess = m.take(pid, offset)
-	} else {
-		ctx, cancel := context.WithTimeout(s.ctx, restoreTimeout)
-		sess, err = ra.RestoreSession(ctx, pid, offset)
-		cancel()
+	ctx, cancel := context.WithTimeout(s.ctx, restoreTimeout)
+	defer cancel()
+	sess, err := s.takeSession(ctx, ra, pid, offset)
+	if err == nil && sess == nil {
+		if old := s.nsp.socketByPID(pid); old != nil && old.conn != s.conn {
+			// The client came back on a new connection before this
+			// server saw its old one fail, or kept its session: that
+			// one is gone.
+			old.conn.abort(ReasonTransportClose)
+			select {
+			case <-old.persisted:
+				sess, err = s.takeSession(ctx, ra, pid, offset)
+			case <-ctx.Done():
+			}
+		}
 	}
 	if err != nil {
 		s.nsp.hub.reportError(s, &RecoveryError{Err: err})
@@ -203,6 +214,14 @@ func (s *Socket) restore() (sess *Session, offset string) {
 	s.id, s.pid, s.recovered = sess.SID, sess.PID, true
 	s.SetData(sess.Data)
 	return sess, offset
+}
+
+// takeSession restores the session pid through the adapter.
+func (s *Socket) takeSession(ctx context.Context, ra RecoveryAdapter, pid, offset string) (*Session, error) {
+	if m, ok := ra.(*memoryAdapter); ok {
+		return m.take(pid, offset), nil // attach delivers what it missed
+	}
+	return ra.RestoreSession(ctx, pid, offset)
 }
 
 // reset makes a socket whose recovery failed a new one.
@@ -251,6 +270,12 @@ func (s *Socket) attach(rooms []string, missed []Packet) {
 // persist keeps the session of a socket that disconnected for reason, if
 // recoverable.
 func (s *Socket) persist(reason string) {
+	if s.persisted != nil {
+		defer func() {
+			s.nsp.forgetPID(s)
+			close(s.persisted)
+		}()
+	}
 	ra := s.nsp.recoveryAdapter()
 	if ra == nil || !recoverableReasons[reason] {
 		return

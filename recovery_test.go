@@ -2,12 +2,14 @@ package rally_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rallyhq/rally"
 	"github.com/rallyhq/rally/client"
+	"github.com/rallyhq/rally/sockettest"
 )
 
 // TestRecoveryStoreBounds floods the in-memory recovery store with events
@@ -103,5 +105,52 @@ func TestRecoveryStoreExpiry(t *testing.T) {
 			t.Fatalf("10 s later: %d sessions, %d events, %d bytes kept", sessions, packets, bytes)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRecoveryImmediateReconnect reconnects a client the moment it closed
+// its connection, 300 times: the server may handle the new CONNECT before
+// it saw the old connection end, or before it kept the old socket's
+// session. Every reconnect must be recovered all the same.
+func TestRecoveryImmediateReconnect(t *testing.T) {
+	hub := rally.NewHub(&rally.Options{ConnectionStateRecovery: &rally.Recovery{}})
+	srv := sockettest.NewServer(t, hub)
+	join := func(auth string) (r *rawConn, sid, pid string) {
+		r = dialRaw(t, srv)
+		r.text("40" + auth)
+		reply := r.read()
+		var ids struct{ SID, PID string }
+		if !strings.HasPrefix(reply, "40") || json.Unmarshal([]byte(reply[2:]), &ids) != nil || ids.PID == "" {
+			t.Fatalf("CONNECT reply %q", reply)
+		}
+		return r, ids.SID, ids.PID
+	}
+	r, sid, pid := join("")
+	const rounds = 300
+	misses := 0
+	for i := range rounds {
+		hub.Emit("tick", i)
+		var args []any
+		for {
+			m := r.read()
+			if strings.HasPrefix(m, `42["tick"`) {
+				if err := json.Unmarshal([]byte(m[2:]), &args); err != nil || len(args) != 3 || args[1] != float64(i) {
+					t.Fatalf("tick %d: %q", i, m)
+				}
+				break
+			}
+		}
+		r.c.CloseNow()
+		auth, _ := json.Marshal(map[string]string{"pid": pid, "offset": args[2].(string)})
+		var newSID, newPID string
+		r, newSID, newPID = join(string(auth))
+		if newSID != sid || newPID != pid {
+			misses++
+		}
+		sid, pid = newSID, newPID
+	}
+	r.c.CloseNow()
+	if misses > 0 {
+		t.Errorf("%d of %d immediate reconnects not recovered", misses, rounds)
 	}
 }

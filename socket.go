@@ -64,6 +64,7 @@ type Socket struct {
 	id        string
 	pid       string // private session id, with connection state recovery
 	recovered bool
+	persisted chan struct{} // with recovery, closed once the session is kept (or not, if not recoverable)
 	nsp       *Namespace
 	conn      *conn
 	handshake *Handshake
@@ -152,6 +153,7 @@ func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
 	}
 	if n.hub.recovery != nil {
 		s.pid = newSocketID()
+		s.persisted = make(chan struct{})
 	}
 	return s
 }
@@ -601,8 +603,14 @@ func (s *Socket) close(reason string, sendPacket bool) {
 	if sendPacket {
 		s.conn.send(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID})
 	}
+	_, inMemory := s.nsp.adapter.(*memoryAdapter)
+	if inMemory {
+		s.persist(reason) // at once: the client may be reconnecting already
+	}
 	s.enqueue(func() {
-		s.persist(reason)
+		if !inMemory {
+			s.persist(reason) // on the socket's goroutine: the adapter may block
+		}
 		for _, fn := range s.nsp.disconnectHandlers() {
 			if err := protect(func() error { fn(s, reason); return nil }); err != nil {
 				s.nsp.hub.reportError(s, fmt.Errorf("rally: OnDisconnect handler: %w", err))
