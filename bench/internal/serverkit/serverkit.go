@@ -22,14 +22,17 @@ import (
 )
 
 // Blast is the argument of the "blast" event: broadcast N "tick" events
-// whose "p" field holds Pad bytes.
+// whose "p" field holds Pad bytes and whose "i" fields count from From
+// (0 when absent): From, From+1, … From+N-1.
 type Blast struct {
-	N   int `json:"n"`
-	Pad int `json:"pad"`
+	N    int `json:"n"`
+	Pad  int `json:"pad"`
+	From int `json:"from"`
 }
 
 // Tick is the payload of each broadcast event: T is the wall-clock time in
-// microseconds since the epoch when the server emitted it.
+// microseconds since the epoch when the server emitted it, I its number
+// (see Blast).
 type Tick struct {
 	T int64  `json:"t"`
 	I int    `json:"i"`
@@ -76,14 +79,34 @@ type Server struct {
 	Handler http.Handler
 	// Clients returns the number of connected Socket.IO sockets.
 	Clients func() int64
+	// Recovery says that the server honours -recovery (see Recovery);
+	// Run refuses the flag otherwise.
+	Recovery bool
 }
 
-// Run parses the flags (-addr, -pprof), mounts the server at /socket.io/
-// next to the control endpoints, and serves until killed.
+// The flags every peer takes.
+var (
+	addr       = flag.String("addr", "127.0.0.1:3000", "listen address (loopback)")
+	withPprof  = flag.Bool("pprof", false, "serve net/http/pprof at /debug/pprof/")
+	recoveryOn = flag.Bool("recovery", false, "turn connection state recovery on, with the library's defaults (servers that have it)")
+	parseFlags = sync.OnceFunc(flag.Parse)
+)
+
+// Recovery parses the flags and reports whether -recovery was given: the
+// server is to turn connection state recovery on. A server that reads it
+// sets Server.Recovery.
+func Recovery() bool {
+	parseFlags()
+	return *recoveryOn
+}
+
+// Run parses the flags (-addr, -pprof, -recovery), mounts the server at
+// /socket.io/ next to the control endpoints, and serves until killed.
 func Run(s Server) {
-	addr := flag.String("addr", "127.0.0.1:3000", "listen address (loopback)")
-	withPprof := flag.Bool("pprof", false, "serve net/http/pprof at /debug/pprof/")
-	flag.Parse()
+	parseFlags()
+	if *recoveryOn && !s.Recovery {
+		log.Fatalf("%s: -recovery is not supported", s.Name)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s.Handler)
@@ -99,6 +122,7 @@ func Run(s Server) {
 			"goroutines": runtime.NumGoroutine(),
 			"gomaxprocs": runtime.GOMAXPROCS(0),
 			"runtime":    runtime.Version(),
+			"recovery":   *recoveryOn,
 		}
 		if r.URL.Query().Has("mem") {
 			var ms runtime.MemStats

@@ -125,7 +125,7 @@ func (srv *server) blast(ctx context.Context, req serverkit.Blast) {
 		frame = append(frame[:0], `42["tick",{"t":`...)
 		frame = strconv.AppendInt(frame, serverkit.NowMicros(), 10)
 		frame = append(frame, `,"i":`...)
-		frame = strconv.AppendInt(frame, int64(i), 10)
+		frame = strconv.AppendInt(frame, int64(req.From+i), 10)
 		frame = append(frame, `,"p":"`...)
 		frame = append(frame, pad...)
 		frame = append(frame, `"}]`...)

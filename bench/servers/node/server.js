@@ -1,14 +1,22 @@
 // The official Node socket.io peer of the benchmark harness, with the
 // contract's handlers (see bench/README.md). Run with --expose-gc so that
-// POST /bench/gc can collect before memory is read.
+// POST /bench/gc can collect before memory is read. With -recovery it turns
+// connectionStateRecovery on, with its defaults.
 'use strict';
 const http = require('node:http');
 const { performance } = require('node:perf_hooks');
 const { Server } = require('socket.io');
 
 let addr = '127.0.0.1:3000';
+let recovery = false;
 for (let i = 2; i < process.argv.length; i++) {
-  if (process.argv[i] === '-addr' || process.argv[i] === '--addr') addr = process.argv[++i];
+  const a = process.argv[i];
+  if (a === '-addr' || a === '--addr') addr = process.argv[++i];
+  else if (a === '-recovery' || a === '--recovery') recovery = true;
+  else {
+    console.error(`node: unknown argument ${a}`);
+    process.exit(2);
+  }
 }
 const sep = addr.lastIndexOf(':');
 const host = addr.slice(0, sep);
@@ -34,7 +42,7 @@ const srv = http.createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({
       server: 'node-socket.io', version, pid: process.pid, clients,
-      rss_bytes: process.memoryUsage.rss(), runtime: `node ${process.version}`,
+      rss_bytes: process.memoryUsage.rss(), runtime: `node ${process.version}`, recovery,
     }));
     return;
   }
@@ -48,7 +56,9 @@ const srv = http.createServer((req, res) => {
   res.end();
 });
 
-const io = new Server(srv, { serveClient: false });
+const opts = { serveClient: false };
+if (recovery) opts.connectionStateRecovery = {};
+const io = new Server(srv, opts);
 io.on('connection', (socket) => {
   clients++;
   socket.on('disconnect', () => { clients--; });
@@ -56,7 +66,8 @@ io.on('connection', (socket) => {
   socket.on('blast', (req) => {
     const p = pad(req && req.pad);
     const n = (req && req.n) | 0;
-    for (let i = 0; i < n; i++) io.emit('tick', { t: nowMicros(), i, p });
+    const from = (req && req.from) | 0;
+    for (let i = 0; i < n; i++) io.emit('tick', { t: nowMicros(), i: from + i, p });
   });
 });
 

@@ -1,5 +1,6 @@
 // Command rally is the rally peer of the benchmark harness: a Hub with the
-// contract's handlers (see bench/README.md).
+// contract's handlers (see bench/README.md). With -recovery it turns
+// connection state recovery on, with its defaults.
 package main
 
 import (
@@ -13,22 +14,27 @@ import (
 
 func main() {
 	var clients atomic.Int64
-	hub := rally.NewHub(&rally.Options{
+	opts := &rally.Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if serverkit.Recovery() {
+		opts.ConnectionStateRecovery = &rally.Recovery{}
+	}
+	hub := rally.NewHub(opts)
 	hub.OnConnect(func(s *rally.Socket) { clients.Add(1) })
 	hub.OnDisconnect(func(s *rally.Socket, reason string) { clients.Add(-1) })
 	hub.On("echo", func(s *rally.Socket, m serverkit.Echo) serverkit.Echo { return m })
 	hub.On("blast", func(s *rally.Socket, b serverkit.Blast) {
 		pad := serverkit.Pad(b.Pad)
 		for i := range b.N {
-			hub.Emit("tick", serverkit.Tick{T: serverkit.NowMicros(), I: i, P: pad})
+			hub.Emit("tick", serverkit.Tick{T: serverkit.NowMicros(), I: b.From + i, P: pad})
 		}
 	})
 	serverkit.Run(serverkit.Server{
-		Name:    "rally",
-		Module:  "github.com/rallyhq/rally",
-		Handler: hub,
-		Clients: clients.Load,
+		Name:     "rally",
+		Module:   "github.com/rallyhq/rally",
+		Handler:  hub,
+		Clients:  clients.Load,
+		Recovery: true,
 	})
 }

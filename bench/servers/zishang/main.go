@@ -33,9 +33,10 @@ func main() {
 			m, _ := args[0].(map[string]any)
 			n, _ := m["n"].(float64)
 			padLen, _ := m["pad"].(float64)
+			from, _ := m["from"].(float64)
 			pad := serverkit.Pad(int(padLen))
 			for i := range int(n) {
-				io.Emit("tick", map[string]any{"t": serverkit.NowMicros(), "i": i, "p": pad})
+				io.Emit("tick", map[string]any{"t": serverkit.NowMicros(), "i": int(from) + i, "p": pad})
 			}
 		})
 	})
