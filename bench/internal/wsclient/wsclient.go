@@ -279,40 +279,73 @@ func (c *Conn) Reset() error {
 // ws://addr/socket.io/ and joins the main namespace: it reads the open
 // packet, sends "40" and waits for the CONNECT answer.
 func ConnectSocketIO(addr string, opts Options) (*Conn, error) {
+	c, err := OpenEngine(addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Join(nil, opts.timeout(), nil); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// OpenEngine opens a websocket-only Engine.IO session at
+// ws://addr/socket.io/ and reads its open packet; Join then connects to
+// the main namespace.
+func OpenEngine(addr string, opts Options) (*Conn, error) {
 	c, err := Dial(addr, "/socket.io/?EIO=4&transport=websocket", opts)
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(opts.timeout())
-	c.nc.SetReadDeadline(deadline)
+	c.nc.SetReadDeadline(time.Now().Add(opts.timeout()))
 	_, m, err := c.ReadMessage()
 	if err != nil || len(m) == 0 || m[0] != '0' {
 		c.Close()
 		return nil, fmt.Errorf("wsclient: expected the open packet, got %q, %v", m, err)
 	}
-	if err := c.WriteString("40"); err != nil {
-		c.Close()
-		return nil, err
+	c.nc.SetReadDeadline(time.Time{})
+	return c, nil
+}
+
+// Join sends a CONNECT to the main namespace, with auth as its payload
+// when not empty (a JSON object, such as the {"pid":…,"offset":…} of a
+// client recovering its session), and waits up to timeout for the
+// answer. It returns the CONNECT reply's payload ({"sid":…} or
+// {"sid":…,"pid":…}), valid until the next read. A CONNECT_ERROR is an
+// error. Engine packets are handled meanwhile; every other message that
+// comes before the reply (the events a recovered session missed) is
+// passed to before, if not nil, valid during the call.
+func (c *Conn) Join(auth []byte, timeout time.Duration, before func(m []byte)) ([]byte, error) {
+	c.wmu.Lock()
+	c.wbuf = c.appendHeader(c.wbuf[:0], OpText, 2+len(auth))
+	start := len(c.wbuf)
+	c.wbuf = append(append(c.wbuf, '4', '0'), auth...)
+	c.maskTail(start)
+	_, err := c.nc.Write(c.wbuf)
+	c.wmu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("wsclient: sending CONNECT: %w", err)
 	}
+	c.nc.SetReadDeadline(time.Now().Add(timeout))
+	defer c.nc.SetReadDeadline(time.Time{})
 	for {
 		_, m, err := c.ReadMessage()
 		if err != nil {
-			c.Close()
 			return nil, fmt.Errorf("wsclient: waiting for CONNECT: %w", err)
 		}
 		if c.HandleEngine(m) {
 			continue
 		}
-		if bytes.HasPrefix(m, []byte("40")) {
-			break
-		}
-		if bytes.HasPrefix(m, []byte("44")) {
-			c.Close()
+		switch {
+		case bytes.HasPrefix(m, []byte("40")):
+			return m[2:], nil
+		case bytes.HasPrefix(m, []byte("44")):
 			return nil, fmt.Errorf("wsclient: CONNECT refused: %s", m)
+		case before != nil:
+			before(m)
 		}
 	}
-	c.nc.SetReadDeadline(time.Time{})
-	return c, nil
 }
 
 func (o Options) timeout() time.Duration {
@@ -393,4 +426,32 @@ func IntField(m []byte, key string) (int64, bool) {
 		v = -v
 	}
 	return v, true
+}
+
+// TrailingString returns the last argument of an EVENT message when it is
+// a string, as its JSON text without the quotes (still escaped): the
+// offset connection state recovery appends to the events it keeps. It
+// reports false when the last argument is not a string.
+func TrailingString(m []byte) ([]byte, bool) {
+	if len(m) < 4 || !bytes.HasSuffix(m, []byte(`"]`)) {
+		return nil, false
+	}
+	end := len(m) - 2
+	for i := end - 1; i >= 0; i-- {
+		if m[i] != '"' {
+			continue
+		}
+		escapes := 0
+		for j := i - 1; j >= 0 && m[j] == '\\'; j-- {
+			escapes++
+		}
+		if escapes%2 == 1 {
+			continue // an escaped quote inside the string
+		}
+		if i == 0 || (m[i-1] != ',' && m[i-1] != '[') {
+			return nil, false
+		}
+		return m[i+1 : end], true
+	}
+	return nil, false
 }

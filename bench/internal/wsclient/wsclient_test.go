@@ -47,3 +47,25 @@ func TestMaskedFrame(t *testing.T) {
 		t.Errorf("unmasked %q", payload)
 	}
 }
+
+func TestTrailingString(t *testing.T) {
+	for m, want := range map[string]string{
+		`42["tick",{"i":3,"p":"xx"},"1a"]`:             "1a",
+		`42["tick",{"i":3,"p":"xx"},"MjAyNC0x-0"]`:     "MjAyNC0x-0",
+		`42["tick",{"i":3},"a\"b,\"c"]`:                `a\"b,\"c`,
+		`42["tick",{"i":3},"a\\"]`:                     `a\\`,
+		`42["tick",""]`:                                "",
+		`42["only"]`:                                   "only",
+		`42["tick",{"i":3,"p":"xx"},"ends\\\\"]`:       `ends\\\\`,
+		`42["tick",{"i":3,"p":"xx"},"\"quoted\" too"]`: `\"quoted\" too`,
+	} {
+		if got, ok := TrailingString([]byte(m)); !ok || string(got) != want {
+			t.Errorf("TrailingString(%s) = %q, %v; want %q", m, got, ok, want)
+		}
+	}
+	for _, m := range []string{`42["tick",{"i":3,"p":"xx"}]`, `42["tick",3]`, `42[]`, `"]`, `42["tick",{"p":"x"}"]`} {
+		if got, ok := TrailingString([]byte(m)); ok {
+			t.Errorf("TrailingString(%s) = %q, true", m, got)
+		}
+	}
+}
