@@ -7,7 +7,9 @@
 //
 // Scenarios: broadcast (fan-out deliveries/s and delivery latency), echo
 // (emit-with-ack round trips), idle (server RSS growth per idle
-// connection) and handshake (websocket-only connections/s).
+// connection), handshake (websocket-only connections/s) and jitter
+// (broadcasts delivered to clients whose connections keep being cut, with
+// or without connection state recovery).
 package main
 
 import (
@@ -70,6 +72,9 @@ type Result struct {
 	PerConnRaw    float64 `json:"per_conn_raw_bytes,omitempty"`
 	ServerClients int64   `json:"server_clients,omitempty"`
 
+	// jitter (absent from the other scenarios' results)
+	*JitterFigures
+
 	Errors   uint64 `json:"errors"`
 	ErrorMsg string `json:"error,omitempty"`
 	Stats    any    `json:"server_stats,omitempty"`
@@ -90,17 +95,24 @@ type config struct {
 	timeout     time.Duration
 	cpuProfile  string
 	heapProfile string
+	// jitter
+	rate     float64
+	cutEvery time.Duration
+	downMin  time.Duration
+	downMax  time.Duration
+	recovery bool
+	seed     uint64
 }
 
 func main() {
 	var c config
-	flag.StringVar(&c.scenario, "scenario", "broadcast", "broadcast, echo, idle or handshake")
+	flag.StringVar(&c.scenario, "scenario", "broadcast", "broadcast, echo, idle, handshake or jitter")
 	flag.StringVar(&c.addr, "addr", "127.0.0.1:3000", "server address (loopback)")
 	flag.IntVar(&c.pid, "pid", 0, "server process id, for its RSS and CPU time")
 	flag.IntVar(&c.clients, "clients", 1000, "connections (broadcast, echo, idle)")
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "measured window")
 	flag.DurationVar(&c.latDuration, "latency-duration", 3*time.Second, "broadcast: length of the one-tick-at-a-time latency phase (0 skips it)")
-	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warm-up before the window")
+	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warm-up before the window; jitter: broadcasts before the first cut")
 	flag.IntVar(&c.batch, "batch", 0, "broadcast: ticks per trigger (0: about 20,000 deliveries per trigger)")
 	flag.IntVar(&c.pad, "pad", 32, "payload padding in bytes")
 	flag.IntVar(&c.concurrency, "concurrency", 50, "parallel dialers; handshake: parallel handshake loops")
@@ -108,6 +120,12 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 120*time.Second, "give up after this long")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write the server's CPU profile over the window here (needs -pprof on the server)")
 	flag.StringVar(&c.heapProfile, "heapprofile", "", "idle: write the server's heap and goroutine profiles here (needs -pprof)")
+	flag.Float64Var(&c.rate, "rate", 50, "jitter: broadcasts per second")
+	flag.DurationVar(&c.cutEvery, "cut-every", 2*time.Second, "jitter: mean time a connection lives before the client cuts it (exponential)")
+	flag.DurationVar(&c.downMin, "down-min", 100*time.Millisecond, "jitter: least time a client stays disconnected")
+	flag.DurationVar(&c.downMax, "down-max", time.Second, "jitter: most time a client stays disconnected (uniform from -down-min)")
+	flag.BoolVar(&c.recovery, "recovery", false, "jitter: the server has connection state recovery on (its CONNECT replies must carry a pid)")
+	flag.Uint64Var(&c.seed, "seed", 1, "jitter: seed of the clients' cut and down times")
 	flag.Parse()
 
 	if !strings.HasPrefix(c.addr, "127.") && !strings.HasPrefix(c.addr, "localhost:") && !strings.HasPrefix(c.addr, "[::1]:") {
@@ -133,6 +151,8 @@ func main() {
 		res, err = runIdle(c)
 	case "handshake":
 		res, err = runHandshake(c)
+	case "jitter":
+		res, err = runJitter(c)
 	default:
 		err = fmt.Errorf("unknown scenario %q", c.scenario)
 	}
@@ -206,6 +226,14 @@ func setLatency(r *Result, h *hist.Histogram) {
 // calls started, if not nil, with each as soon as it is connected (so that
 // its reader answers pings while the others connect).
 func connectAll(c config, n int, started func(*wsclient.Conn)) ([]*wsclient.Conn, float64, error) {
+	dial := func(int) (*wsclient.Conn, error) {
+		return wsclient.ConnectSocketIO(c.addr, wsclient.Options{ReadBuffer: c.readBuf})
+	}
+	return connectEach(c, n, dial, started)
+}
+
+// connectEach is connectAll with dial opening connection i.
+func connectEach(c config, n int, dial func(i int) (*wsclient.Conn, error), started func(*wsclient.Conn)) ([]*wsclient.Conn, float64, error) {
 	conns := make([]*wsclient.Conn, n)
 	var next atomic.Int64
 	var firstErr error
@@ -222,7 +250,7 @@ func connectAll(c config, n int, started func(*wsclient.Conn)) ([]*wsclient.Conn
 				if i >= n {
 					return
 				}
-				conn, err := wsclient.ConnectSocketIO(c.addr, wsclient.Options{ReadBuffer: c.readBuf})
+				conn, err := dial(i)
 				if err != nil {
 					errMu.Lock()
 					if firstErr == nil {
