@@ -31,6 +31,11 @@ func (rep *report) panels() []panel {
 			ps = append(ps, panel{sc.Title + ": RSS per connection", sc.Key, "per_conn_bytes", "lower", fmtBytes})
 		case "handshake":
 			ps = append(ps, panel{sc.Title + ": connections/s", sc.Key, "rate", "higher", fmtCount})
+		case "jitter":
+			ps = append(ps, panel{sc.Title + ": delivered", sc.Key, "delivered_pct", "higher", fmtPct2})
+			if sc.Recovery {
+				ps = append(ps, panel{sc.Title + ": p99 replay latency", sc.Key, "p99_us", "lower", fmtMicros})
+			}
 		}
 	}
 	return ps
@@ -94,6 +99,10 @@ func (rep *report) chart() []byte {
 			y := y0 + 30 + j*(barH+gap)
 			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", x0+labelW-8, y+barH-6, esc(pe.Label))
 			v, ok := rep.value(p.Scen, pe.Key, p.Field)
+			if r := rep.run(p.Scen, pe.Key); r != nil && r.Skipped != "" {
+				fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#868e96">n/a</text>`+"\n", x0+labelW, y+barH-6)
+				continue
+			}
 			if !ok {
 				fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#c92a2a">failed or not run</text>`+"\n", x0+labelW, y+barH-6)
 				continue

@@ -42,12 +42,15 @@ type peer struct {
 	cmd func(addr string, pprof bool) []string
 	// build is the Go package to build, or "" for Node.
 	build string
+	// recovery: the server takes -recovery, which turns connection state
+	// recovery on.
+	recovery bool
 }
 
 var peers = []peer{
-	{Key: "rally", Label: "rally", build: "./servers/rally",
+	{Key: "rally", Label: "rally", build: "./servers/rally", recovery: true,
 		cmd: goServer("rally")},
-	{Key: "node", Label: "Node socket.io", build: "",
+	{Key: "node", Label: "Node socket.io", build: "", recovery: true,
 		cmd: func(addr string, _ bool) []string {
 			return []string{"node", "--expose-gc", "servers/node/server.js", "-addr", addr}
 		}},
@@ -77,12 +80,30 @@ type scenario struct {
 	Args  []string
 	// profile: which profile to take of Go servers with -profile.
 	profile string // "cpu", "heap" or ""
+	// Recovery runs the servers with connection state recovery on
+	// (-recovery); those without it are skipped (n/a).
+	Recovery bool
+}
+
+// jitterScenarios are the jitter scenario with and without connection
+// state recovery: n clients, rate broadcasts/s for d, each connection cut
+// after cutEvery on average and down for down[0]–down[1].
+func jitterScenarios(n int, rate float64, d, warmup, cutEvery time.Duration, down [2]time.Duration) []scenario {
+	args := []string{"-clients", strconv.Itoa(n), "-rate", strconv.FormatFloat(rate, 'f', -1, 64),
+		"-duration", d.String(), "-warmup", warmup.String(), "-cut-every", cutEvery.String(),
+		"-down-min", down[0].String(), "-down-max", down[1].String()}
+	title := fmt.Sprintf("%d clients cut every ~%s, %.0f broadcasts/s", n, cutEvery, rate)
+	return []scenario{
+		{Key: "jitter-recovery", Title: title + ", recovery on", Kind: "jitter",
+			Args: append(slices.Clone(args), "-recovery"), Recovery: true},
+		{Key: "jitter-norecovery", Title: title + ", recovery off", Kind: "jitter", Args: args},
+	}
 }
 
 func scenarios(smoke bool, d time.Duration) []scenario {
 	if smoke {
 		short := []string{"-duration", "700ms", "-warmup", "200ms"}
-		return []scenario{
+		return append([]scenario{
 			{Key: "broadcast-100", Title: "broadcast to 100 clients", Kind: "broadcast",
 				Args: append([]string{"-clients", "100", "-batch", "20", "-latency-duration", "500ms"}, short...), profile: "cpu"},
 			{Key: "echo-10", Title: "emit-with-ack echo, 10 clients", Kind: "echo",
@@ -91,10 +112,11 @@ func scenarios(smoke bool, d time.Duration) []scenario {
 				Args: []string{"-clients", "500"}, profile: "heap"},
 			{Key: "handshake", Title: "websocket-only handshakes, 10 parallel", Kind: "handshake",
 				Args: append([]string{"-concurrency", "10"}, short...), profile: "cpu"},
-		}
+		}, jitterScenarios(20, 50, 2*time.Second, 300*time.Millisecond, 300*time.Millisecond,
+			[2]time.Duration{50 * time.Millisecond, 150 * time.Millisecond})...)
 	}
 	win := []string{"-duration", d.String(), "-warmup", "1s"}
-	return []scenario{
+	return append([]scenario{
 		{Key: "broadcast-1k", Title: "broadcast to 1,000 clients", Kind: "broadcast",
 			Args: append([]string{"-clients", "1000", "-batch", "20", "-latency-duration", "3s"}, win...), profile: "cpu"},
 		{Key: "broadcast-5k", Title: "broadcast to 5,000 clients", Kind: "broadcast",
@@ -105,7 +127,8 @@ func scenarios(smoke bool, d time.Duration) []scenario {
 			Args: []string{"-clients", "10000"}, profile: "heap"},
 		{Key: "handshake", Title: "websocket-only handshakes, 50 parallel", Kind: "handshake",
 			Args: append([]string{"-concurrency", "50"}, win...), profile: "cpu"},
-	}
+	}, jitterScenarios(500, 50, 15*time.Second, time.Second, 2*time.Second,
+		[2]time.Duration{100 * time.Millisecond, time.Second})...)
 }
 
 // Run is one scenario against one server.
@@ -114,6 +137,8 @@ type Run struct {
 	Server   string         `json:"server"`
 	Result   map[string]any `json:"result,omitempty"`
 	Error    string         `json:"error,omitempty"`
+	// Skipped says why the server does not run the scenario (n/a).
+	Skipped string `json:"skipped,omitempty"`
 	// Tries holds every repetition's result when -repeat > 1; Result is
 	// the one with the median primary figure.
 	Tries []map[string]any `json:"tries,omitempty"`
@@ -236,7 +261,9 @@ func run(o options) error {
 					waitForQuiet(o.waitQuiet, o.quietPct)
 				}
 				r := runOne(o, sc, p)
-				if r.Error != "" {
+				if r.Skipped != "" {
+					logf("%s: %s: n/a: %s", sc.Key, p.Key, r.Skipped)
+				} else if r.Error != "" {
 					logf("%s: %s: FAILED: %s", sc.Key, p.Key, r.Error)
 				} else {
 					logf("%s: %s: %s", sc.Key, p.Key, summary(r))
@@ -336,8 +363,11 @@ func waitForQuiet(max time.Duration, pct float64) {
 // several.
 func median(sc scenario, tries []Run) Run {
 	field := "rate"
-	if sc.Kind == "idle" {
+	switch sc.Kind {
+	case "idle":
 		field = "per_conn_bytes"
+	case "jitter":
+		field = "delivered_pct"
 	}
 	var ok []Run
 	for _, t := range tries {
@@ -379,6 +409,10 @@ func freeAddr() (string, error) {
 
 func runOne(o options, sc scenario, p peer) Run {
 	r := Run{Scenario: sc.Key, Server: p.Key}
+	if sc.Recovery && !p.recovery {
+		r.Skipped = "no connection state recovery in this peer"
+		return r
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		r.Error = err.Error()
@@ -394,6 +428,9 @@ func runOne(o options, sc scenario, p peer) Run {
 	}
 	defer srvLog.Close()
 	args := append(o.prefix(o.serverCPU), p.cmd(addr, profiling)...)
+	if sc.Recovery {
+		args = append(args, "-recovery")
+	}
 	srv := exec.Command(args[0], args[1:]...)
 	srv.Stdout, srv.Stderr = srvLog, srvLog
 	srv.SysProcAttr = o.procAttr()
@@ -536,6 +573,10 @@ func summary(r Run) string {
 	switch r.Result["scenario"] {
 	case "idle":
 		return fmt.Sprintf("%.0f B/conn (raw %.0f)", f("per_conn_bytes"), f("per_conn_raw_bytes"))
+	case "jitter":
+		return fmt.Sprintf("%.0f broadcasts, %.2f%% delivered, %.0f duplicates, %.0f/%.0f reconnects recovered, replay p50 %.2fms p99 %.2fms, server CPU %.0f%%",
+			f("broadcasts"), f("delivered_pct"), f("duplicates"), f("recovered"), f("reconnects"),
+			f("p50_us")/1e3, f("p99_us")/1e3, f("server_cpu_pct"))
 	default:
 		return fmt.Sprintf("%.0f/s p50 %.2fms p99 %.2fms server CPU %.0f%% loadgen CPU %.0f%%",
 			f("rate"), f("p50_us")/1e3, f("p99_us")/1e3, f("server_cpu_pct"), f("loadgen_cpu_pct"))

@@ -13,7 +13,13 @@ type metric struct {
 	Name  string
 	// Better is "higher", "lower" or "" (context only: no ratio).
 	Better string
-	Format func(float64) string
+	// NoRatio leaves the ratio out where it says nothing (a percentage
+	// that should be 100, a count that should be 0).
+	NoRatio bool
+	Format  func(float64) string
+	// Show, when set, formats the row from the whole result instead of
+	// Field; ok false prints "–".
+	Show func(res map[string]any) (s string, ok bool)
 }
 
 func metricsOf(kind string) []metric {
@@ -40,6 +46,25 @@ func metricsOf(kind string) []metric {
 	case "handshake":
 		return append([]metric{rate("connections/s"),
 			lat("p50_us", "p50 handshake"), lat("p99_us", "p99 handshake")}, cpu...)
+	case "jitter":
+		exact := func(field, name string, f func(float64) string) metric {
+			return metric{Field: field, Name: name, Better: "lower", NoRatio: true, Format: f}
+		}
+		return append([]metric{
+			{Field: "broadcasts", Name: "broadcasts sent", Format: fmtCount},
+			{Field: "delivered_pct", Name: "delivered / expected", Better: "higher", NoRatio: true, Format: fmtPct2},
+			exact("duplicates", "duplicates", fmtCount),
+			exact("out_of_order", "received out of order", fmtCount),
+			{Field: "recovered_pct", Name: "reconnects recovered", Better: "higher", NoRatio: true, Show: showRecovered},
+			{Field: "lost_despite_recovery", Name: "lost by clients whose every reconnect was recovered", Better: "lower", NoRatio: true,
+				Show: ifRecovery("lost_despite_recovery", fmtCount)},
+			lat("p50_us", "p50 replay latency (recovered reconnects)"),
+			lat("p99_us", "p99 replay latency (recovered reconnects)"),
+			{Field: "replayed_per_reconnect", Name: "ticks replayed per recovered reconnect",
+				Show: ifRecovery("replayed_per_reconnect", fmtFloat1)},
+			lat("rejoin_p50_us", "p50 CONNECT round trip, every reconnect"),
+			lat("rejoin_p99_us", "p99 CONNECT round trip, every reconnect"),
+		}, cpu...)
 	case "idle":
 		return []metric{
 			{Field: "per_conn_bytes", Name: "RSS growth per connection, after GC", Better: "lower", Format: fmtBytes},
@@ -77,6 +102,34 @@ func fmtMicros(us float64) string {
 }
 
 func fmtPct(v float64) string { return fmt.Sprintf("%.0f %%", v) }
+
+func fmtPct2(v float64) string { return fmt.Sprintf("%.2f %%", v) }
+
+func fmtFloat1(v float64) string { return fmt.Sprintf("%.1f", v) }
+
+// ifRecovery shows field only where the server had recovery on.
+func ifRecovery(field string, format func(float64) string) func(map[string]any) (string, bool) {
+	return func(res map[string]any) (string, bool) {
+		v, ok := res[field].(float64)
+		if on, _ := res["recovery"].(bool); !on || !ok {
+			return "", false
+		}
+		return format(v), true
+	}
+}
+
+// showRecovered prints "recovered / reconnects (percent)".
+func showRecovered(res map[string]any) (string, bool) {
+	rec, ok1 := res["recovered"].(float64)
+	all, ok2 := res["reconnects"].(float64)
+	if !ok1 || !ok2 {
+		return "", false
+	}
+	if all == 0 {
+		return "0 / 0", true
+	}
+	return fmt.Sprintf("%s / %s (%.1f %%)", fmtCount(rec), fmtCount(all), 100*rec/all), true
+}
 
 func fmtBytes(v float64) string { return fmt.Sprintf("%.1f KiB", v/1024) }
 
@@ -131,7 +184,13 @@ func (rep *report) markdown() string {
 	if m.Repeat > 1 {
 		fmt.Fprintf(&b, "- each figure is from the median of %d interleaved tries (by deliveries/s, acks/s, connections/s or bytes per connection)\n", m.Repeat)
 	}
-	b.WriteString("- every server runs with its defaults; ratios are the server's figure over rally's (↑ higher is better, ↓ lower is better)\n\n")
+	b.WriteString("- every server runs with its defaults; ratios are the server's figure over rally's (↑ higher is better, ↓ lower is better)\n")
+	for _, sc := range rep.Scenarios {
+		if sc.Recovery {
+			fmt.Fprintf(&b, "- %s: connection state recovery on, with its defaults (rally `Recovery{}`, Node `connectionStateRecovery: {}`); n/a: the peer has none\n", sc.Key)
+		}
+	}
+	b.WriteString("\n")
 
 	b.WriteString("| scenario | metric |")
 	for _, p := range rep.Peers {
@@ -155,15 +214,23 @@ func (rep *report) markdown() string {
 				r := rep.run(sc.Key, p.Key)
 				v, ok := rep.value(sc.Key, p.Key, mt.Field)
 				switch {
+				case r != nil && r.Skipped != "":
+					b.WriteString(" n/a |")
 				case r != nil && r.Error != "":
 					if i == 0 {
 						b.WriteString(" failed |")
 					} else {
 						b.WriteString(" |")
 					}
+				case mt.Show != nil && r != nil:
+					if text, ok := mt.Show(r.Result); ok {
+						fmt.Fprintf(&b, " %s |", text)
+					} else {
+						b.WriteString(" – |")
+					}
 				case !ok:
 					b.WriteString(" – |")
-				case mt.Better != "" && baseOK && base != 0:
+				case mt.Better != "" && !mt.NoRatio && baseOK && base != 0:
 					fmt.Fprintf(&b, " %s (%.2f×) |", mt.Format(v), v/base)
 				default:
 					fmt.Fprintf(&b, " %s |", mt.Format(v))
@@ -211,8 +278,15 @@ emit-with-ack at a time per client. Handshakes open a websocket-only
 session, join "/" and reset the TCP connection. Idle memory is the growth
 of the server's VmRSS (/proc) from before connecting to after every
 connection joined, each read after asking the server to collect garbage.
-A load generator CPU near 100 % means the figure is bounded by the load
-generator, not the server.
+Jitter: every client connects, then a control client has the server
+broadcast one numbered tick at a steady rate while each client cuts its
+TCP connection at random, stays down a while and reconnects (with its
+private session id and last offset when the server gave it one); expected
+deliveries are clients × broadcasts, as every client is connected before
+the first and again after the last. Replay latency is from a recovered
+reconnect's CONNECT sent to its reply received, the missed ticks coming
+in between. A load generator CPU near 100 % means the figure is bounded
+by the load generator, not the server.
 `)
 	return b.String()
 }
@@ -257,6 +331,21 @@ func (rep *report) targets() []string {
 			if x, ok := ratio(sc.Key, "rate", "bare"); ok {
 				check(sc.Title+": connections/s ≥ 0.8× bare", fmt.Sprintf("%.2f×", x), x >= 0.8)
 			}
+		case "jitter":
+			if !sc.Recovery {
+				break
+			}
+			r := rep.run(sc.Key, "rally")
+			if r == nil || r.Error != "" {
+				break
+			}
+			f := func(k string) float64 { v, _ := r.Result[k].(float64); return v }
+			measured := fmt.Sprintf("%.2f %% delivered, %s duplicates, %s out of order, %s / %s recovered",
+				f("delivered_pct"), fmtCount(f("duplicates")), fmtCount(f("out_of_order")),
+				fmtCount(f("recovered")), fmtCount(f("reconnects")))
+			check(sc.Title+": rally delivers every broadcast once, in order, and recovers every reconnect", measured,
+				f("expected") > 0 && f("delivered") == f("expected") && f("duplicates") == 0 &&
+					f("out_of_order") == 0 && f("recovered") == f("reconnects"))
 		case "idle":
 			if x, ok := ratio(sc.Key, "per_conn_bytes", "node"); ok {
 				check(sc.Title+": memory per connection ≤ 0.8× Node's", fmt.Sprintf("%.2f×", x), x <= 0.8)
