@@ -112,7 +112,7 @@ func scenarios(smoke bool, d time.Duration) []scenario {
 				Args: []string{"-clients", "500"}, profile: "heap"},
 			{Key: "handshake", Title: "websocket-only handshakes, 10 parallel", Kind: "handshake",
 				Args: append([]string{"-concurrency", "10"}, short...), profile: "cpu"},
-		}, jitterScenarios(20, 50, 2*time.Second, 300*time.Millisecond, 300*time.Millisecond,
+		}, jitterScenarios(20, 50, 1500*time.Millisecond, 200*time.Millisecond, 250*time.Millisecond,
 			[2]time.Duration{50 * time.Millisecond, 150 * time.Millisecond})...)
 	}
 	win := []string{"-duration", d.String(), "-warmup", "1s"}
@@ -574,9 +574,12 @@ func summary(r Run) string {
 	case "idle":
 		return fmt.Sprintf("%.0f B/conn (raw %.0f)", f("per_conn_bytes"), f("per_conn_raw_bytes"))
 	case "jitter":
-		return fmt.Sprintf("%.0f broadcasts, %.2f%% delivered, %.0f duplicates, %.0f/%.0f reconnects recovered, replay p50 %.2fms p99 %.2fms, server CPU %.0f%%",
-			f("broadcasts"), f("delivered_pct"), f("duplicates"), f("recovered"), f("reconnects"),
-			f("p50_us")/1e3, f("p99_us")/1e3, f("server_cpu_pct"))
+		s := fmt.Sprintf("%.0f broadcasts, %.2f%% delivered, %.0f duplicates, %.0f/%.0f reconnects recovered, ",
+			f("broadcasts"), f("delivered_pct"), f("duplicates"), f("recovered"), f("reconnects"))
+		if f("recovered") > 0 {
+			s += fmt.Sprintf("replay p50 %.2fms p99 %.2fms, ", f("p50_us")/1e3, f("p99_us")/1e3)
+		}
+		return s + fmt.Sprintf("server CPU %.0f%%", f("server_cpu_pct"))
 	default:
 		return fmt.Sprintf("%.0f/s p50 %.2fms p99 %.2fms server CPU %.0f%% loadgen CPU %.0f%%",
 			f("rate"), f("p50_us")/1e3, f("p99_us")/1e3, f("server_cpu_pct"), f("loadgen_cpu_pct"))

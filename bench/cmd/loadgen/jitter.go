@@ -228,14 +228,17 @@ func runJitter(c config) (*Result, error) {
 	if !waitFor(c.downMax+15*time.Second, func() bool { return j.connected.Load() == int64(n) }) {
 		return failed("jitter: %d of %d clients connected again after the run", j.connected.Load(), n)
 	}
+	// Then until every client has every tick, or nothing came for a
+	// while (1 s, less for short runs): the rest was lost.
 	expected := uint64(n) * sent
+	settle := min(time.Second, max(200*time.Millisecond, c.duration/10))
 	last, quiet := j.delivered.Load(), time.Now()
 	waitFor(15*time.Second, func() bool {
 		d := j.delivered.Load()
 		if d != last {
 			last, quiet = d, time.Now()
 		}
-		return d >= expected || time.Since(quiet) > time.Second
+		return d >= expected || time.Since(quiet) > settle
 	})
 	j.finish(clients)
 	j.collect(r, clients, ctlGot.Load())
