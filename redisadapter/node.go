@@ -19,13 +19,13 @@ package redisadapter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/redisadapter/internal/wire"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -69,25 +69,14 @@ func (o *Options) withDefaults() Options {
 
 // ErrTimeout is wrapped by the error of a request that some servers did
 // not answer within Options.RequestsTimeout (a server that died while
-// still counted as subscribed, for instance).
-var ErrTimeout = errors.New("redisadapter: timeout reached")
+// still counted as subscribed, for instance). The streams adapter's
+// timeouts wrap it too.
+var ErrTimeout = wire.ErrTimeout
 
 // ErrClosed is returned by operations on an adapter that was closed.
-var ErrClosed = errors.New("redisadapter: adapter closed")
+var ErrClosed = wire.ErrClosed
 
-// timeoutError reports which request timed out and how many answers came.
-type timeoutError struct {
-	op, nsp   string
-	got, want int
-	after     time.Duration
-}
-
-func (e *timeoutError) Error() string {
-	return fmt.Sprintf("redisadapter: timeout reached while waiting for %s responses on namespace %q: only %d responses received out of %d after %v",
-		e.op, e.nsp, e.got, e.want, e.after)
-}
-
-func (e *timeoutError) Is(target error) bool { return target == ErrTimeout }
+type timeoutError = wire.TimeoutError
 
 // Node is one server of a cluster sharing Redis. It creates the adapter of
 // each namespace of one Hub: pass its Adapter method as

@@ -1,4 +1,4 @@
-package redisadapter
+package wire
 
 import (
 	"encoding/json"
@@ -11,9 +11,9 @@ import (
 	"github.com/rallyhq/rally"
 )
 
-// nodeHandshake is the handshake object of a Socket.IO socket as the Node
+// NodeHandshake is the handshake object of a Socket.IO socket as the Node
 // server builds it, and as fetchSockets answers carry it.
-type nodeHandshake struct {
+type NodeHandshake struct {
 	Headers map[string]json.RawMessage `json:"headers"`
 	Time    string                     `json:"time"`
 	Address string                     `json:"address"`
@@ -28,16 +28,16 @@ type nodeHandshake struct {
 // jsDateLayout is the form of JavaScript's Date.prototype.toString, in UTC.
 const jsDateLayout = "Mon Jan 02 2006 15:04:05 GMT-0700"
 
-// toNodeHandshake describes a rally handshake as Node's handshake object:
+// ToNodeHandshake describes a rally handshake as Node's handshake object:
 // lower-cased header names, each header's values joined as Node's HTTP
 // server joins them, the host among them (net/http keeps it out of
 // Header), the query's single values as strings, auth {} when the client
 // sent none.
-func toNodeHandshake(h *rally.Handshake) *nodeHandshake {
+func ToNodeHandshake(h *rally.Handshake) *NodeHandshake {
 	if h == nil {
 		h = &rally.Handshake{}
 	}
-	nh := &nodeHandshake{
+	nh := &NodeHandshake{
 		Headers: make(map[string]json.RawMessage, len(h.Header)),
 		Address: h.Address,
 		XDomain: h.CrossOrigin,
@@ -79,10 +79,10 @@ func toNodeHandshake(h *rally.Handshake) *nodeHandshake {
 	return nh
 }
 
-// fromNodeHandshake converts Node's handshake object into a rally
+// FromNodeHandshake converts Node's handshake object into a rally
 // handshake. Header names are canonicalized, so Header.Get works; Host is
 // the host header, which Header keeps too.
-func fromNodeHandshake(nh *nodeHandshake) *rally.Handshake {
+func FromNodeHandshake(nh *NodeHandshake) *rally.Handshake {
 	h := &rally.Handshake{
 		Header:      make(http.Header, len(nh.Headers)),
 		Query:       make(url.Values, len(nh.Query)),
@@ -129,19 +129,19 @@ func stringValues(raw json.RawMessage) []string {
 	return []string{strings.Trim(string(raw), `"`)}
 }
 
-// remoteSocket is a socket in a fetchSockets answer.
-type remoteSocket struct {
+// RemoteSocket is a socket in a fetchSockets answer.
+type RemoteSocket struct {
 	ID        string          `json:"id"`
-	Handshake *nodeHandshake  `json:"handshake"`
-	Rooms     roomList        `json:"rooms"`
+	Handshake *NodeHandshake  `json:"handshake"`
+	Rooms     RoomList        `json:"rooms"`
 	Data      json.RawMessage `json:"data,omitempty"`
 }
 
-// toRemoteSocket describes a local socket for a fetchSockets answer. Its
+// ToRemoteSocket describes a local socket for a fetchSockets answer. Its
 // data travels as JSON; a socket without data has {}, as a Node socket
 // starts with; data that cannot be encoded is left out.
-func toRemoteSocket(info rally.SocketInfo) (remoteSocket, error) {
-	rs := remoteSocket{ID: info.ID, Handshake: toNodeHandshake(info.Handshake), Rooms: strs(info.Rooms),
+func ToRemoteSocket(info rally.SocketInfo) (RemoteSocket, error) {
+	rs := RemoteSocket{ID: info.ID, Handshake: ToNodeHandshake(info.Handshake), Rooms: Strs(info.Rooms),
 		Data: json.RawMessage("{}")}
 	var err error
 	if info.Data != nil {
@@ -153,11 +153,11 @@ func toRemoteSocket(info rally.SocketInfo) (remoteSocket, error) {
 	return rs, err
 }
 
-// fromRemoteSocket converts a socket of a fetchSockets answer.
-func fromRemoteSocket(rs remoteSocket) rally.SocketInfo {
+// FromRemoteSocket converts a socket of a fetchSockets answer.
+func FromRemoteSocket(rs RemoteSocket) rally.SocketInfo {
 	info := rally.SocketInfo{ID: rs.ID, Rooms: []string(rs.Rooms)}
 	if rs.Handshake != nil {
-		info.Handshake = fromNodeHandshake(rs.Handshake)
+		info.Handshake = FromNodeHandshake(rs.Handshake)
 	} else {
 		info.Handshake = &rally.Handshake{}
 	}
@@ -167,11 +167,11 @@ func fromRemoteSocket(rs remoteSocket) rally.SocketInfo {
 	return info
 }
 
-// roomList is a list of room names that accepts numbers too (a Node
+// RoomList is a list of room names that accepts numbers too (a Node
 // application may join room 123), as their decimal form.
-type roomList []string
+type RoomList []string
 
-func (r *roomList) UnmarshalJSON(b []byte) error {
+func (r *RoomList) UnmarshalJSON(b []byte) error {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
