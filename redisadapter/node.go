@@ -15,6 +15,10 @@
 //
 // An Emitter publishes from a process that serves no clients, as
 // @socket.io/redis-emitter does.
+//
+// The subpackage streams is the Redis Streams adapter, compatible with
+// @socket.io/redis-streams-adapter 0.3, which also supports connection
+// state recovery across servers.
 package redisadapter
 
 import (

@@ -642,3 +642,73 @@ func TestStreamsRecoveryExpired(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamsRecoveryRedisRestart: Redis (without persistence, as the
+// tests run it) is stopped and started again on the same port while the
+// client is away. Sessions and the stream live in Redis memory, so both
+// are gone: the client gets a new socket, without the events it missed.
+// Both rally servers resume: the reader goes on after the last entry it
+// read, the subscriptions are restored, and broadcasts cross again.
+func TestStreamsRecoveryRedisRestart(t *testing.T) {
+	nodetest.Node(t)
+	r := startRedis(t)
+	a, ma := rallyRecoveryServer(t, r, "rally-A", time.Minute)
+	b, mb := rallyRecoveryServer(t, r, "rally-B", time.Minute)
+	goOnA := ma.dial(t, nil)
+	cl := startStreamsNode(t, r, false, "clients", 0)
+	px := newProxy(t, a.addr)
+	sid := cl.do("connect", map[string]any{"client": "c", "url": px.URL()}).Text("sid")
+	a.emit("first", []any{1}, nil)
+	cl.p.WaitEvent(waitNode, "recv", map[string]any{"client": "c", "ev": "first"})
+	px.Hold()
+	mark := len(cl.p.Lines())
+	cl.do("cut", map[string]any{"client": "c"})
+	a.disconnected(sid)
+	rdb := r.Client(t)
+	ctx := ctxTimeout(t, 60*time.Second)
+	if keys, err := rdb.Keys(ctx, "sio:session:*").Result(); err != nil || len(keys) != 1 {
+		t.Fatalf("sessions before the restart: %v %v", keys, err)
+	}
+
+	r.Stop()
+	// While Redis is down, a broadcast fails, and is still delivered here.
+	if err := mb.hub.Emit("during", 1); err == nil {
+		t.Error("a broadcast while Redis is down reported no error")
+	}
+	r.Start()
+	start := time.Now()
+	// B's broadcasts reach A's client again once both are reconnected.
+	eventually(t, 30*time.Second, "a broadcast from B to reach A's client", func() bool {
+		mb.hub.Emit("ping", 1)
+		return goOnA.ev.Count("ping") > 0
+	})
+	t.Logf("broadcasts cross again %v after Redis answers", time.Since(start).Round(10*time.Millisecond))
+	if keys, err := rdb.Keys(ctx, "sio:session:*").Result(); err != nil || len(keys) != 0 {
+		t.Fatalf("sessions after the restart: %v %v", keys, err)
+	}
+	b.emit("missed", []any{"x"}, nil)
+	px.Retarget(b.addr)
+	var l nodetest.Line
+	cl.p.WaitFor(waitNode, "the reconnection", func(lines []nodetest.Line) bool {
+		for _, x := range lines[mark:] {
+			if x.Event == "connect" && x.Text("client") == "c" {
+				l = x
+				return true
+			}
+		}
+		return false
+	})
+	if l.Get("recovered") == true || l.Text("id") == sid {
+		t.Fatalf("reconnection %s: the session was in Redis memory, want a new socket", l.Raw)
+	}
+	// The new socket on B and the Go client on A both get A's broadcast.
+	a.emit("after", []any{"y"}, nil)
+	cl.p.WaitEvent(waitNode, "recv", map[string]any{"client": "c", "ev": "after"})
+	expectString(t, goOnA, "after", "y")
+	if n := cl.count("c", "missed"); n != 0 {
+		t.Fatalf("missed delivered %d times to a new socket", n)
+	}
+	if len(ma.logs.Lines("WARN", "reading the stream")) == 0 && len(ma.logs.Lines("WARN", "connecting the stream reader")) == 0 {
+		t.Errorf("the reader logged no Redis error: %q", ma.logs.All())
+	}
+}
