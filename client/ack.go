@@ -71,5 +71,10 @@ func (s *Socket) sendAck(id int64, data json.RawMessage, atts [][]byte) {
 	if len(atts) > 0 {
 		typ = parser.BinaryAck
 	}
-	s.m.send(&parser.Packet{Type: typ, Namespace: s.nsp, ID: id, Data: data, Attachments: atts})
+	s.mu.Lock()
+	sess := s.joined
+	s.mu.Unlock()
+	if sess != nil {
+		sess.send(&parser.Packet{Type: typ, Namespace: s.nsp, ID: id, Data: data, Attachments: atts})
+	}
 }
