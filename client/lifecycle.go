@@ -163,6 +163,7 @@ func (s *Socket) refused(sess *session, err error) {
 			fn(err)
 		}
 	})
+	s.forgetSessionLocked()
 	switch s.state {
 	case stateConnecting:
 		s.endConnectLocked(err)
@@ -192,6 +193,7 @@ func (s *Socket) gaveUp() {
 // connection, when released, closed before it returns).
 func (s *Socket) disconnect(sendPacket bool, reason string) {
 	s.mu.Lock()
+	s.forgetSessionLocked()
 	switch s.state {
 	case stateConnected:
 		if sendPacket {

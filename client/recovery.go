@@ -68,3 +68,12 @@ func (s *Socket) noteOffsetLocked(p *parser.Packet) {
 		s.offset = offset
 	}
 }
+
+// forgetSessionLocked drops the pid and offset when the socket's session
+// ended on purpose (disconnected by either side, or refused), so that a
+// later Connect starts a new one. The official client keeps them and
+// presents them again after disconnect() and connect(); the Node server,
+// which keeps a restored session, then recovers it.
+func (s *Socket) forgetSessionLocked() {
+	s.pid, s.offset = "", ""
+}
