@@ -301,8 +301,8 @@ func (s *Socket) abandon(err error) {
 // Emit sends an event to the server; []byte values anywhere in args travel
 // as binary attachments. While the socket is connecting or waiting for a
 // reconnection, the event is kept and sent once it is connected, in order
-// (see Options.MaxBufferedEmits); events kept when the socket ends are
-// dropped.
+// (see Options.MaxBufferedEmits); events still kept when the socket ends,
+// or when the Connect in progress fails, are dropped.
 func (s *Socket) Emit(event string, args ...any) error {
 	p, err := s.eventPacket(event, args)
 	if err != nil {
