@@ -76,7 +76,7 @@ func TestChurn(t *testing.T) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			c := client.New(srv.URL, &client.Options{Transports: transports[i%len(transports)]})
+			c := client.New(srv.URL, &client.Options{Transports: transports[i%len(transports)], DisableReconnection: true})
 			c.On("ping", func() string { return "pong" })
 			err := c.Connect(ctx)
 			if err == nil {
@@ -135,7 +135,7 @@ func TestConcurrentOperations(t *testing.T) {
 	srv := sockettest.NewServer(t, hub)
 	var clients []*client.Socket
 	for i := range 20 {
-		c := srv.Socket(t, "/", &client.Options{Transports: [][]string{{client.TransportWebSocket}, {client.TransportPolling}}[i%2]})
+		c := srv.Socket(t, "/", &client.Options{Transports: [][]string{{client.TransportWebSocket}, {client.TransportPolling}}[i%2], DisableReconnection: true})
 		c.On("q", func(n int) int { return n })
 		srv.Connect(t, c)
 		clients = append(clients, c)

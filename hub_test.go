@@ -495,6 +495,13 @@ func TestShutdown(t *testing.T) {
 			c := srv.Socket(t, "/", mode.opts)
 			release := make(chan struct{})
 			c.On("question", func() { <-release })
+			lost := make(chan struct{}, 1) // the client reconnects, as the official one does
+			c.OnDisconnect(func(string) {
+				select {
+				case lost <- struct{}{}:
+				default:
+				}
+			})
 			srv.Connect(t, c)
 			s := hub.Of("/").Socket(c.ID())
 			ackErr := make(chan error)
@@ -513,7 +520,7 @@ func TestShutdown(t *testing.T) {
 			if err := <-ackErr; !errors.Is(err, rally.ErrDisconnected) {
 				t.Fatalf("pending ack: %v", err)
 			}
-			<-c.Done()
+			<-lost
 			if err := client.New(srv.URL, mode.opts).Connect(ctx5s(t)); err == nil {
 				t.Fatal("handshake accepted after Shutdown")
 			}

@@ -49,7 +49,7 @@ func TestRecoveryStoreBounds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for range clients {
-		s, err := client.Dial(ctx, srv.url, &client.Options{Transports: []string{client.TransportWebSocket}})
+		s, err := client.Dial(ctx, srv.url, &client.Options{Transports: []string{client.TransportWebSocket}, DisableReconnection: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestRecoveryStoreExpiry(t *testing.T) {
 	}}, nil)
 	disconnected := make(chan struct{}, 1)
 	srv.hub.OnDisconnect(func(*rally.Socket, string) { disconnected <- struct{}{} })
-	s, err := client.Dial(context.Background(), srv.url, &client.Options{Transports: []string{client.TransportWebSocket}})
+	s, err := client.Dial(context.Background(), srv.url, &client.Options{Transports: []string{client.TransportWebSocket}, DisableReconnection: true})
 	if err != nil {
 		t.Fatal(err)
 	}

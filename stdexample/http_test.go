@@ -176,7 +176,7 @@ func TestGracefulShutdown(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- chat.Serve(ctx, ln, handler, hub, cfg.Logger) }()
 
-	c := chattest.Connect(t, "http://"+ln.Addr().String(), &client.Options{Transports: []string{client.TransportPolling}})
+	c := chattest.Connect(t, "http://"+ln.Addr().String(), &client.Options{Transports: []string{client.TransportPolling}, DisableReconnection: true})
 	c.MustAck(nil, "join", "lobby")
 	start := time.Now()
 	cancel()
