@@ -181,3 +181,39 @@ func ExampleLogRequests() {
 	defer hub.Close()
 	http.Handle("/socket.io/", rally.LogRequests(logger)(hub))
 }
+
+// With connection state recovery, a client whose connection was lost comes
+// back with its socket and receives what was sent while it was away.
+func ExampleRecovery() {
+	hub := rally.NewHub(&rally.Options{ConnectionStateRecovery: &rally.Recovery{}})
+	recovered := make(chan bool, 2)
+	hub.OnConnect(func(s *rally.Socket) { recovered <- s.Recovered() })
+	hub.On("drop me", func(s *rally.Socket) { s.CloseConnection() }) // as a network failure would
+	hub.OnDisconnect(func(s *rally.Socket, reason string) {
+		hub.Emit("news", "sent while you were away")
+	})
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+	defer hub.Close()
+
+	c := client.New(srv.URL, &client.Options{ReconnectionDelay: 50 * time.Millisecond})
+	news := make(chan string, 2)
+	c.On("news", func(text string) { news <- text }) // the offset that follows is not asked for
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	fmt.Println("recovered:", <-recovered)
+	hub.Emit("news", "hello") // the client keeps the offset of the last event it received
+	fmt.Println(<-news)
+	c.Emit("drop me")
+	fmt.Println(<-news)
+	fmt.Println("recovered:", <-recovered, c.Recovered())
+	// Output:
+	// recovered: false
+	// hello
+	// sent while you were away
+	// recovered: true true
+}
