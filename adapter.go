@@ -101,12 +101,17 @@ func (a *LocalAdapter) Broadcast(_ context.Context, p Packet, opts BroadcastOpti
 	return nil
 }
 
-// deliver sends p to the selected sockets and returns those of them that
-// have OnAnyOutgoing listeners, to be notified by notify.
-func (a *LocalAdapter) deliver(p Packet, opts BroadcastOptions) []*Socket {
+// delivery is what deliver did, for notify.
+type delivery struct {
+	listening                   []*Socket // recipients with OnAnyOutgoing listeners
+	recipients, volatileDropped int
+}
+
+// deliver sends p to the selected sockets.
+func (a *LocalAdapter) deliver(p Packet, opts BroadcastOptions) delivery {
 	frames := encodeFrames(a.packet(p, parser.NoID))
 	uncompressed(frames, opts)
-	var listening []*Socket
+	var d delivery
 	a.nsp.each(opts, func(s *Socket) {
 		sent := true
 		if opts.Volatile {
@@ -114,18 +119,31 @@ func (a *LocalAdapter) deliver(p Packet, opts BroadcastOptions) []*Socket {
 		} else {
 			s.conn.sess.Send(frames...)
 		}
-		if sent && s.listensOutgoing() {
-			listening = append(listening, s)
+		if !sent {
+			d.volatileDropped++
+			return
+		}
+		d.recipients++
+		if s.listensOutgoing() {
+			d.listening = append(d.listening, s)
 		}
 	})
-	return listening
+	return d
 }
 
-// notify calls the OnAnyOutgoing listeners of the sockets deliver
-// returned, out of every lock: they may emit.
-func (a *LocalAdapter) notify(p Packet, listening []*Socket) {
-	for _, s := range listening {
+// notify tells the OnAnyOutgoing listeners of the recipients and the
+// hub's observers of a delivery, out of every lock: they may emit.
+func (a *LocalAdapter) notify(p Packet, d delivery) {
+	for _, s := range d.listening {
 		s.notifyOutgoing(p.Data, p.Attachments)
+	}
+	h := a.nsp.hub
+	if len(h.observers()) == 0 {
+		return
+	}
+	h.noteBroadcast(a.nsp, d.recipients)
+	for range d.volatileDropped {
+		h.noteVolatileDropped(a.nsp)
 	}
 }
 
@@ -164,6 +182,7 @@ func (a *LocalAdapter) BroadcastWithAck(ctx context.Context, p Packet, opts Broa
 		}
 	}
 	clients(len(reached))
+	a.nsp.hub.noteBroadcast(a.nsp, len(reached))
 	if len(reached) > 0 {
 		context.AfterFunc(ctx, func() {
 			for _, s := range reached {

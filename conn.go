@@ -51,8 +51,13 @@ func (h *Hub) newConn(sess *engineio.Session, r *http.Request) engineio.Handler 
 	c.mu.Lock() // the hub can see c already
 	c.connectTimer = time.AfterFunc(h.opts.ConnectTimeout, c.checkConnected)
 	c.mu.Unlock()
+	h.noteConnectionOpened(sess.Transport())
 	return c
 }
+
+// OnUpgrade is called by the engine when the connection moved to
+// websocket.
+func (c *conn) OnUpgrade() { c.hub.noteConnectionUpgraded() }
 
 // checkConnected closes a connection that joined no namespace in time.
 func (c *conn) checkConnected() {
@@ -66,6 +71,7 @@ func (c *conn) checkConnected() {
 
 // OnMessage handles one Engine.IO message.
 func (c *conn) OnMessage(data []byte, binary bool) {
+	c.hub.notePacketIn(len(data))
 	var p *parser.Packet
 	var err error
 	if binary {
@@ -247,6 +253,7 @@ func (c *conn) abort(reason string) {
 func (c *conn) OnClose(reason string) {
 	c.closeSockets(reason)
 	c.hub.removeConn(c)
+	c.hub.noteConnectionClosed(c.sess.Transport(), reason)
 }
 
 // closeSockets disconnects every socket without sending anything.

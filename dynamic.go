@@ -126,6 +126,7 @@ func (h *Hub) child(name string, auth json.RawMessage) *Namespace {
 			n.parent = p
 			h.namespaces[name] = n
 			p.children[name] = n
+			h.noteNamespaceCreated(n)
 		}
 		h.mu.Unlock()
 		if n != nil {

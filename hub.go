@@ -235,6 +235,8 @@ type Hub struct {
 	dispatchDone  func()
 
 	errLimit errorLimiter // the default error log's budget for errors without a socket
+
+	obs observerList
 }
 
 // tracker counts running goroutines and lets one wait, with a deadline,
@@ -334,7 +336,8 @@ func newHub(opts *Options, noPoller bool) *Hub {
 		GenerateID:        h.opts.GenerateID,
 		InitialHeaders:    h.opts.InitialHeaders,
 		Headers:           h.opts.Headers,
-		OnConnectionError: h.opts.OnConnectionError,
+		OnConnectionError: h.connectionRefused,
+		OnPacketOut:       h.notePacketOut,
 		ReportError:       func(err error) { h.reportError(nil, err) },
 	})
 	h.main = h.Of("/")
@@ -358,8 +361,17 @@ func (h *Hub) Of(name string) *Namespace {
 	if n = h.namespaces[name]; n == nil {
 		n = newNamespace(h, name)
 		h.namespaces[name] = n
+		h.noteNamespaceCreated(n)
 	}
 	return n
+}
+
+// connectionRefused is the engine's OnConnectionError hook.
+func (h *Hub) connectionRefused(r *http.Request, code int, message string) {
+	if f := h.opts.OnConnectionError; f != nil {
+		f(r, code, message)
+	}
+	h.noteConnectionRefused(code, message)
 }
 
 func normalizeNamespace(name string) string {

@@ -346,22 +346,40 @@ func (n *Namespace) disconnect(s *Socket) (wasConnected, ok bool) {
 
 // abandon removes a closed socket from all its rooms.
 func (n *Namespace) abandon(s *Socket) {
+	observed := len(n.hub.observers()) > 0
+	var left []string
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	for room := range s.rooms {
+		if observed {
+			left = append(left, room)
+		}
 		n.leaveLocked(s, room)
 	}
 	s.abandoned = true
+	n.mu.Unlock()
+	if observed {
+		slices.Sort(left)
+		n.hub.noteRooms(s, left, false)
+	}
 }
 
 func (n *Namespace) join(s *Socket, rooms []string) {
+	observed := len(n.hub.observers()) > 0
+	var joined []string
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if s.abandoned {
+		n.mu.Unlock()
 		return
 	}
 	for _, room := range rooms {
+		if _, in := s.rooms[room]; observed && !in {
+			joined = append(joined, room)
+		}
 		n.joinLocked(s, room)
+	}
+	n.mu.Unlock()
+	if observed {
+		n.hub.noteRooms(s, joined, true)
 	}
 }
 
@@ -376,10 +394,18 @@ func (n *Namespace) joinLocked(s *Socket, room string) {
 }
 
 func (n *Namespace) leave(s *Socket, rooms []string) {
+	observed := len(n.hub.observers()) > 0
+	var left []string
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	for _, room := range rooms {
+		if _, in := s.rooms[room]; observed && in {
+			left = append(left, room)
+		}
 		n.leaveLocked(s, room)
+	}
+	n.mu.Unlock()
+	if observed {
+		n.hub.noteRooms(s, left, false)
 	}
 }
 

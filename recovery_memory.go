@@ -70,9 +70,9 @@ func (m *memoryAdapter) Broadcast(ctx context.Context, p Packet, opts BroadcastO
 	m.log = append(m.log, lp)
 	m.bytes += lp.size
 	m.pruneLocked(lp.at)
-	listening := m.deliver(p, opts)
+	d := m.deliver(p, opts)
 	m.mu.Unlock()
-	m.notify(p, listening)
+	m.notify(p, d)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Broadcast selects sockets of a namespace: every socket, or those in some
@@ -104,11 +105,14 @@ func (b Broadcast) EmitWithAck(ctx context.Context, event string, args ...any) (
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := newAckCollector()
+	start := time.Now()
 	servers, err := b.nsp.adapter.BroadcastWithAck(ctx, p, opts, c.clients, c.ack)
 	if err != nil {
 		return nil, err
 	}
-	return c.wait(ctx, event, servers)
+	replies, err := c.wait(ctx, event, servers)
+	b.nsp.hub.noteAckRoundTrip(b.nsp, start, err)
+	return replies, err
 }
 
 // ackCollector gathers the answers of a broadcast with acks from every

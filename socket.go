@@ -277,18 +277,22 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Re
 		return Reply{}, ErrDisconnected
 	}
 	defer s.removeAck(id)
+	start := time.Now()
 	if err := s.conn.send(p); err != nil {
 		return Reply{}, ErrDisconnected
 	}
 	s.notifyOutgoing(p.Data, p.Attachments)
+	var r Reply
 	select {
-	case r := <-ch:
-		return r, r.Err()
+	case r = <-ch:
+		err = r.Err()
 	case <-ctx.Done():
-		return Reply{}, fmt.Errorf("rally: waiting for the ack of %q: %w", event, ctx.Err())
+		err = fmt.Errorf("rally: waiting for the ack of %q: %w", event, ctx.Err())
 	case <-s.done:
-		return Reply{}, ErrDisconnected
+		err = ErrDisconnected
 	}
+	s.nsp.hub.noteAckRoundTrip(s.nsp, start, err)
+	return r, err
 }
 
 // addAck registers the function that receives the ack with the given id;
@@ -398,6 +402,10 @@ func (s *Socket) runConnect() {
 	}
 	if !s.isConnected() {
 		return
+	}
+	if len(n.hub.observers()) > 0 {
+		n.hub.noteSocketConnected(s)
+		n.hub.noteRooms(s, s.Rooms(), true)
 	}
 	for _, fn := range n.connectHandlers() {
 		if err := protect(func() error { fn(s); return nil }); err != nil {
@@ -594,6 +602,9 @@ func (s *Socket) close(reason string, sendPacket bool) {
 	s.conn.forget(s)
 	close(s.done)
 	s.cancel()
+	if wasConnected {
+		s.nsp.hub.noteSocketDisconnected(s, reason)
+	}
 	if !wasConnected {
 		s.nsp.abandon(s)
 		s.finish()

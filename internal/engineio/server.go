@@ -93,6 +93,9 @@ type Options struct {
 	// unknown", 2 "Bad handshake method", 3 "Bad request", 4 "Forbidden",
 	// 5 "Unsupported protocol version").
 	OnConnectionError func(r *http.Request, code int, message string)
+	// OnPacketOut, when set, is called with the size of every message
+	// queued for a client, under the session's lock.
+	OnPacketOut func(size int)
 	// ReportError, when set, receives the errors of the hooks above that
 	// are the server's configuration's, not the client's: an unusable id
 	// from GenerateID. They never hold the id.

@@ -37,6 +37,12 @@ type Handler interface {
 	OnClose(reason string)
 }
 
+// Upgrader is implemented by Handlers that want to know when their
+// session moved to websocket.
+type Upgrader interface {
+	OnUpgrade()
+}
+
 type sessionState uint8
 
 const (
@@ -234,6 +240,7 @@ func (s *Session) send(frames []Frame, inline bool) error {
 	}
 	s.queuedBytes += size
 	s.queue = append(s.queue, frames...)
+	s.countOut(frames)
 	if inline && s.ws != nil && s.transport == TransportWebSocket && !s.writing {
 		s.writing = true
 		s.srv.wg.Add(1)
@@ -263,8 +270,26 @@ func (s *Session) SendVolatile(frames ...Frame) bool {
 		return false
 	}
 	s.queue = append(s.queue, frames...)
+	s.countOut(frames)
 	s.wakeLocked()
 	return true
+}
+
+// countOut tells OnPacketOut of frames queued.
+func (s *Session) countOut(frames []Frame) {
+	if f := s.srv.opts.OnPacketOut; f != nil {
+		for _, fr := range frames {
+			f(len(fr.Data))
+		}
+	}
+}
+
+// Queued returns the bytes waiting to be written to the client, the write
+// in progress included.
+func (s *Session) Queued() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queuedBytes + s.writingBytes
 }
 
 // wakeLocked makes the current transport write what is queued.

@@ -95,6 +95,9 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 		conn.CloseNow()
 		return
 	}
+	if u, ok := s.handler.(Upgrader); ok {
+		u.OnUpgrade()
+	}
 	s.serveWebSocket(conn)
 }
 
