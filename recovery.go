@@ -50,7 +50,8 @@ type Recovery struct {
 	// the private session id a client presents is proof enough.
 	RunMiddleware bool
 	// MaxMissedPackets is the most events one session may have missed and
-	// still be recovered (10,000).
+	// still be recovered (10,000). They must also fit in half of
+	// Options.MaxQueuedBytes, since they are queued at once.
 	MaxMissedPackets int
 	// MaxBufferedBytes bounds the events the in-memory store keeps per
 	// namespace, counted by payload size (32 MiB); the oldest go first.
@@ -208,7 +209,7 @@ func (s *Socket) restore() (sess *Session, offset string) {
 		s.nsp.hub.reportError(s, &RecoveryError{Err: err})
 		return nil, ""
 	}
-	if sess == nil || sess.SID == "" || len(sess.MissedPackets) > s.nsp.hub.recovery.MaxMissedPackets {
+	if sess == nil || sess.SID == "" || !s.nsp.hub.canReplay(sess.MissedPackets) {
 		return nil, ""
 	}
 	s.id, s.pid, s.recovered = sess.SID, sess.PID, true
@@ -222,6 +223,29 @@ func (s *Socket) takeSession(ctx context.Context, ra RecoveryAdapter, pid, offse
 		return m.take(pid, offset), nil // attach delivers what it missed
 	}
 	return ra.RestoreSession(ctx, pid, offset)
+}
+
+// canReplay reports whether missed events may be sent to a recovered
+// socket: at most MaxMissedPackets of them, and at most half of
+// MaxQueuedBytes in all. More would fill the client's queue before it
+// got the CONNECT reply (they come first): it would be disconnected again
+// and again, never getting further.
+func (h *Hub) canReplay(missed []Packet) bool {
+	if len(missed) > h.recovery.MaxMissedPackets {
+		return false
+	}
+	limit := h.opts.MaxQueuedBytes
+	if limit == 0 {
+		limit = 16 * h.opts.MaxHTTPBufferSize // the engine's default
+	}
+	if limit < 0 {
+		return true
+	}
+	var size int64
+	for _, p := range missed {
+		size += packetSize(p)
+	}
+	return size <= limit/2
 }
 
 // reset makes a socket whose recovery failed a new one.

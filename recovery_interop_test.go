@@ -350,6 +350,7 @@ func TestInteropRecoveryRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		recovery rally.Recovery
+		queue    int64                // Options.MaxQueuedBytes
 		away     func(hub *rally.Hub) // what is sent while the client is away
 		wait     time.Duration        // how long it stays away after that
 		refuse   bool                 // the middleware refuses recovered sockets
@@ -380,6 +381,21 @@ func TestInteropRecoveryRefused(t *testing.T) {
 			map[string]any{"middleware runs": []any{2.0, false, "$offset"}},
 		},
 	}, {
+		// Sent at once, they would fill the queue before the CONNECT
+		// reply: the client, disconnected, would come back for them
+		// again and again.
+		name:  "missed more than half of MaxQueuedBytes",
+		queue: 20_000,
+		away: func(hub *rally.Hub) {
+			for range 5 {
+				hub.Emit("news", strings.Repeat("x", 5000))
+			}
+		},
+		want: []any{
+			map[string]any{"connect": "id2", "recovered": false},
+			map[string]any{"middleware runs": []any{2.0, false, "$offset"}},
+		},
+	}, {
 		name:     "missed MaxMissedPackets, with RunMiddleware",
 		recovery: rally.Recovery{MaxMissedPackets: 2, RunMiddleware: true},
 		away:     func(hub *rally.Hub) { hub.Emit("news", 2); hub.To("nobody").Emit("news", 0); hub.Emit("news", 3) },
@@ -400,7 +416,7 @@ func TestInteropRecoveryRefused(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startInterop(t, "websocket", &rally.Options{ConnectionStateRecovery: &tc.recovery}, nil)
+			srv := startInterop(t, "websocket", &rally.Options{ConnectionStateRecovery: &tc.recovery, MaxQueuedBytes: tc.queue}, nil)
 			var runs atomic.Int64
 			srv.hub.Use(func(s *rally.Socket) error {
 				runs.Add(1)

@@ -142,7 +142,7 @@ func (m *memoryAdapter) attach(s *Socket, sess *Session, offset string) bool {
 	defer m.mu.Unlock()
 	m.pruneLocked(time.Now())
 	missed, ok := m.missedLocked(sess, offset)
-	if !ok || len(missed) > m.opts.MaxMissedPackets {
+	if !ok || !s.nsp.hub.canReplay(missed) {
 		return false
 	}
 	s.attach(sess.Rooms, missed)
