@@ -9,6 +9,7 @@ import (
 
 	"github.com/rallyhq/rally"
 	"github.com/rallyhq/rally/redisadapter/internal/msgpack"
+	"github.com/rallyhq/rally/redisadapter/internal/wire"
 )
 
 // onBroadcast delivers another server's broadcast to the local sockets.
@@ -233,25 +234,12 @@ func (a *adapter) serverEvent(p rally.Packet, id string, withAck bool) {
 		return
 	}
 	answer := msgpack.Map{{Key: "type", Value: typeServerSideEmit}, {Key: "requestId", Value: id}}
-	switch {
-	case err != nil:
-		var ee *rally.EventError
-		if errors.As(err, &ee) {
-			err = ee.Err
-		}
-		answer = append(answer, msgpack.Entry{Key: "data", Value: msgpack.Map{{Key: "error", Value: err.Error()}}})
-	case len(results) > 0:
-		r, err := rally.ReplyOf(results[0])
-		if err == nil {
-			var v any
-			if v, err = replyValue(r, 0); err == nil {
-				answer = append(answer, msgpack.Entry{Key: "data", Value: v})
-			}
-		}
-		if err != nil {
-			a.log.Warn("redisadapter: encoding the answer to a server-side event", "error", err)
-			answer = append(answer, msgpack.Entry{Key: "data", Value: msgpack.Map{{Key: "error", Value: err.Error()}}})
-		}
+	v, encodeErr := wire.ServerEventAnswer(results, err)
+	if encodeErr != nil {
+		a.log.Warn("redisadapter: encoding the answer to a server-side event", "error", encodeErr)
+	}
+	if v != nil {
+		answer = append(answer, msgpack.Entry{Key: "data", Value: v})
 	}
 	payload, err := encodeMessage(answer, false)
 	if err != nil {

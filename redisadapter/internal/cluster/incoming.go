@@ -185,25 +185,12 @@ func (a *Adapter) serverEvent(p rally.Packet, requester, id string, withAck bool
 		return
 	}
 	answer := msgpack.Map{{Key: "requestId", Value: id}}
-	switch {
-	case err != nil:
-		var ee *rally.EventError
-		if errors.As(err, &ee) {
-			err = ee.Err
-		}
-		answer = append(answer, msgpack.Entry{Key: "packet", Value: msgpack.Map{{Key: "error", Value: err.Error()}}})
-	case len(results) > 0:
-		r, err := rally.ReplyOf(results[0])
-		if err == nil {
-			var v any
-			if v, err = wire.ReplyValue(r, 0); err == nil {
-				answer = append(answer, msgpack.Entry{Key: "packet", Value: v})
-			}
-		}
-		if err != nil {
-			a.log.Warn("redisadapter: encoding the answer to a server-side event", "error", err)
-			answer = append(answer, msgpack.Entry{Key: "packet", Value: msgpack.Map{{Key: "error", Value: err.Error()}}})
-		}
+	v, encodeErr := wire.ServerEventAnswer(results, err)
+	if encodeErr != nil {
+		a.log.Warn("redisadapter: encoding the answer to a server-side event", "error", encodeErr)
+	}
+	if v != nil {
+		answer = append(answer, msgpack.Entry{Key: "packet", Value: v})
 	}
 	a.sendResponse(requester, a.message(ServerSideEmitResponse, answer))
 }

@@ -247,3 +247,28 @@ func (e *TimeoutError) Error() string {
 
 // Is makes errors.Is(err, ErrTimeout) hold.
 func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// ServerEventAnswer is what answers a server-side event whose handler
+// returned results and err (rally.LocalAdapter.ServerEvent): the first
+// result (Node passes one argument), {"error": message} when the handler
+// failed, none is registered or the result does not encode, and nil when
+// it returned nothing. encodeErr is the encoding failure, for the log.
+func ServerEventAnswer(results []any, err error) (answer any, encodeErr error) {
+	if err != nil {
+		var ee *rally.EventError
+		if errors.As(err, &ee) {
+			err = ee.Err
+		}
+		return msgpack.Map{{Key: "error", Value: err.Error()}}, nil
+	}
+	if len(results) == 0 {
+		return nil, nil
+	}
+	r, err := rally.ReplyOf(results[0])
+	if err == nil {
+		if answer, err = ReplyValue(r, 0); err == nil {
+			return answer, nil
+		}
+	}
+	return msgpack.Map{{Key: "error", Value: err.Error()}}, err
+}
