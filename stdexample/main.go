@@ -60,6 +60,7 @@ func main() {
 	defer stop()
 
 	handler, hub := newServer(cfg)
+	handler = withMetrics(handler, hub) // GET /metrics, for Prometheus: metrics.go
 	if err := chat.ListenAndServe(ctx, cfg, handler, hub); err != nil {
 		cfg.Logger.Error("stdexample", "error", err)
 		os.Exit(1)
