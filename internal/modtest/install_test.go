@@ -29,7 +29,10 @@
 // pseudo-version.
 // TestInstallLikeAUser publishes the root module and redisadapter to a module
 // proxy made of files in a temporary directory, then installs redisadapter
-// from it into a fresh module, with no go.work and no replace, as a user does.
+// from it into a fresh module, with no go.work and no replace, as a user does;
+// then the same for metrics, which follows the same rule as redisadapter
+// below (each dependent is a subtest, and the root is published at the
+// version each requires).
 // The root is published from the commit that redisadapter/go.mod requires
 // (git archive of it); redisadapter from the work tree (the files git tracks
 // or would track: what a commit of it carries) under HEAD's pseudo-version.
@@ -81,17 +84,30 @@ import (
 )
 
 const (
-	rootPath  = "github.com/rallyhq/rally"
-	redisPath = "github.com/rallyhq/rally/redisadapter"
+	rootPath    = "github.com/rallyhq/rally"
+	redisPath   = "github.com/rallyhq/rally/redisadapter"
+	metricsPath = "github.com/rallyhq/rally/metrics"
 )
 
 // userModules are the directories, from the repository's root, of the
 // modules users import. The examples and bench are main modules, never
 // dependencies, so their replaces apply where they are meant to.
-var userModules = []string{".", "redisadapter"}
+var userModules = []string{".", "redisadapter", "metrics"}
 
-// consumerMain is the program of the user's module: the README's usage.
-const consumerMain = `package main
+// dependent is a module that users import besides the root and that
+// requires the root: its directory, its path and the program of a user's
+// module that imports it (its README's usage).
+type dependent struct {
+	dir, path, main string
+}
+
+var dependents = []dependent{
+	{"redisadapter", redisPath, redisMain},
+	{"metrics", metricsPath, metricsMain},
+}
+
+// redisMain is the program of the user's module that imports redisadapter.
+const redisMain = `package main
 
 import (
 	"log"
@@ -108,6 +124,25 @@ func main() {
 	hub := rally.NewHub(&rally.Options{Adapter: node.Adapter})
 	hub.On("message", func(s *rally.Socket, text string) { s.Broadcast().Emit("message", text) })
 	http.Handle("/socket.io/", hub)
+	log.Fatal(http.ListenAndServe(":3000", nil))
+}
+`
+
+// metricsMain is the program of the user's module that imports metrics.
+const metricsMain = `package main
+
+import (
+	"log"
+	"net/http"
+
+	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/metrics"
+)
+
+func main() {
+	hub := rally.NewHub(nil)
+	http.Handle("/socket.io/", hub)
+	http.Handle("GET /metrics", metrics.New(hub, nil).Handler())
 	log.Fatal(http.ListenAndServe(":3000", nil))
 }
 `
@@ -134,29 +169,43 @@ func TestInstallLikeAUser(t *testing.T) {
 		}
 	}
 
-	redisMod := parseGoMod(t, filepath.Join(repo, "redisadapter", "go.mod"))
-	required := ""
-	for _, r := range redisMod.Require {
-		if r.Mod.Path == rootPath {
-			required = r.Mod.Version
-		}
-	}
-	if required == "" {
-		t.Fatalf("redisadapter/go.mod does not require %s", rootPath)
-	}
-
 	headHash, headTime := commitOf(t, repo, "HEAD")
 	headVersion, err := pseudoVersion(repo, headHash, headTime)
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	proxy := filepath.Join(t.TempDir(), "proxy")
-	rootPublished := false
-	if hash, when, err := resolveVersion(repo, required); err != nil {
-		t.Errorf("redisadapter/go.mod requires %s %s, which no proxy could serve: %v\n"+
+	env := userEnv(t, proxy)
+	rootPublished := map[string]bool{} // the root's versions in the proxy
+	for _, d := range dependents {
+		t.Run(d.dir, func(t *testing.T) {
+			installDependent(t, repo, proxy, env, d, headVersion, headTime, rootPublished)
+		})
+	}
+}
+
+// installDependent publishes the root at the version that d requires
+// (unless rootPublished has it) and d from the work tree at headVersion,
+// installs d into a fresh module as a user does, and checks that d builds,
+// vets and is tidy with GOWORK=off against the root from the proxy.
+func installDependent(t *testing.T, repo, proxy string, env []string, d dependent, headVersion string, headTime time.Time, rootPublished map[string]bool) {
+	mod := parseGoMod(t, filepath.Join(repo, d.dir, "go.mod"))
+	required := ""
+	for _, r := range mod.Require {
+		if r.Mod.Path == rootPath {
+			required = r.Mod.Version
+		}
+	}
+	if required == "" {
+		t.Fatalf("%s/go.mod does not require %s", d.dir, rootPath)
+	}
+
+	if rootPublished[required] {
+		// published for a dependent before
+	} else if hash, when, err := resolveVersion(repo, required); err != nil {
+		t.Errorf("%s/go.mod requires %s %s, which no proxy could serve: %v\n"+
 			"(the pseudo-version of HEAD is %s; see the rule at the top of this file)",
-			rootPath, required, err, headVersion)
+			d.dir, rootPath, required, err, headVersion)
 	} else {
 		gomod, err := git(repo, "show", hash+":go.mod")
 		if err != nil {
@@ -167,56 +216,54 @@ func TestInstallLikeAUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		publish(t, proxy, module.Version{Path: rootPath, Version: required}, when, []byte(gomod), files)
-		rootPublished = true
+		rootPublished[required] = true
 	}
 
-	redisFiles, err := filesInWorkTree(repo, "redisadapter")
+	files, err := filesInWorkTree(repo, d.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	redisGoMod, err := os.ReadFile(filepath.Join(repo, "redisadapter", "go.mod"))
+	gomod, err := os.ReadFile(filepath.Join(repo, d.dir, "go.mod"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish(t, proxy, module.Version{Path: redisPath, Version: headVersion}, headTime, redisGoMod, redisFiles)
-
-	env := userEnv(t, proxy)
+	publish(t, proxy, module.Version{Path: d.path, Version: headVersion}, headTime, gomod, files)
 
 	// The user's side: a fresh module, go get, go build; once with the
-	// version, once with none (the command of redisadapter's README).
+	// version, once with none (the command of the module's README).
 	for _, query := range []string{"@" + headVersion, ""} {
-		if !installAndBuild(t, env, redisPath+query, map[string]string{rootPath: required, redisPath: headVersion}) {
+		if !installAndBuild(t, env, d.main, d.path+query, map[string]string{rootPath: required, d.path: headVersion}) {
 			return
 		}
 	}
 
-	// redisadapter itself with GOWORK=off: the root comes from the proxy at
-	// the required version, as for a user; the module must build, vet (which
-	// type-checks its tests) and be tidy against it.
-	if !rootPublished {
+	// The module itself with GOWORK=off: the root comes from the proxy at
+	// the required version, as for a user; the module must build, vet
+	// (which type-checks its tests) and be tidy against it.
+	if !rootPublished[required] {
 		return
 	}
-	redisEnv := append(env[:len(env):len(env)], "GOFLAGS=-mod=readonly -modcacherw -trimpath")
-	redisDir := filepath.Join(repo, "redisadapter")
+	modEnv := append(env[:len(env):len(env)], "GOFLAGS=-mod=readonly -modcacherw -trimpath")
+	dir := filepath.Join(repo, d.dir)
 	for _, args := range [][]string{{"build", "./..."}, {"vet", "./..."}, {"mod", "tidy", "-diff"}} {
-		if _, err := goCmd(t, redisDir, redisEnv, args...); err != nil {
-			t.Errorf("in redisadapter with GOWORK=off and %s %s from the proxy, go %s fails: %v",
-				rootPath, required, strings.Join(args, " "), err)
+		if _, err := goCmd(t, dir, modEnv, args...); err != nil {
+			t.Errorf("in %s with GOWORK=off and %s %s from the proxy, go %s fails: %v",
+				d.dir, rootPath, required, strings.Join(args, " "), err)
 		}
 	}
 }
 
-// installAndBuild makes a fresh module whose main imports rally and
-// redisadapter, runs go get arg and go build ./... in it, and checks that the
-// program was built with the modules at the versions in want, none replaced.
-// It reports whether go get and go build succeeded.
-func installAndBuild(t *testing.T, env []string, arg string, want map[string]string) bool {
+// installAndBuild makes a fresh module whose program is main, runs go get
+// arg and go build ./... in it, and checks that the program was built with
+// the modules at the versions in want, none replaced. It reports whether go
+// get and go build succeeded.
+func installAndBuild(t *testing.T, env []string, main, arg string, want map[string]string) bool {
 	t.Helper()
 	consumer := filepath.Join(t.TempDir(), "consumer")
 	if err := os.Mkdir(consumer, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(consumer, "main.go"), []byte(consumerMain), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(consumer, "main.go"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mustGo(t, consumer, env, "mod", "init", "example.com/consumer")
