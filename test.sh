@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 for dir in testdata stdexample/chat/web redisadapter/testdata; do
 	npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
 done
-for module in . redisadapter stdexample chiexample; do
+for module in . redisadapter metrics stdexample chiexample; do
 	(cd "$module" && go test -race ./...)
 done
 # Never from the test cache: what it checks comes from the git history and
