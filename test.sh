@@ -8,7 +8,7 @@
 # the tool is missing, unless CI=true.
 set -euo pipefail
 cd "$(dirname "$0")"
-for dir in testdata stdexample/chat/web redisadapter/testdata; do
+for dir in testdata stdexample/chat/web redisadapter/testdata admin/testdata; do
 	npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
 done
 for module in . redisadapter metrics stdexample chiexample; do
