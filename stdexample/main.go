@@ -61,6 +61,7 @@ func main() {
 
 	handler, hub := newServer(cfg)
 	handler = withMetrics(handler, hub) // GET /metrics, for Prometheus: metrics.go
+	handler = withAdmin(handler, hub, cfg.Logger) // only with ADMIN_PASSWORD set
 	if err := chat.ListenAndServe(ctx, cfg, handler, hub); err != nil {
 		cfg.Logger.Error("stdexample", "error", err)
 		os.Exit(1)
