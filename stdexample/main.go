@@ -60,7 +60,7 @@ func main() {
 	defer stop()
 
 	handler, hub := newServer(cfg)
-	handler = withMetrics(handler, hub) // GET /metrics, for Prometheus: metrics.go
+	handler = withMetrics(handler, hub)           // GET /metrics, for Prometheus: metrics.go
 	handler = withAdmin(handler, hub, cfg.Logger) // only with ADMIN_PASSWORD set
 	if err := chat.ListenAndServe(ctx, cfg, handler, hub); err != nil {
 		cfg.Logger.Error("stdexample", "error", err)
