@@ -113,15 +113,13 @@ func (a *LocalAdapter) deliver(p Packet, opts BroadcastOptions) delivery {
 	uncompressed(frames, opts)
 	var d delivery
 	a.nsp.each(opts, func(s *Socket) {
-		sent := true
 		if opts.Volatile {
-			sent = s.conn.sess.SendVolatile(frames...)
-		} else {
-			s.conn.sess.Send(frames...)
-		}
-		if !sent {
-			d.volatileDropped++
-			return
+			if !s.conn.sess.SendVolatile(frames...) {
+				d.volatileDropped++
+				return
+			}
+		} else if s.conn.sess.Send(frames...) != nil {
+			return // the connection is closing, or its queue is full
 		}
 		d.recipients++
 		if s.listensOutgoing() {

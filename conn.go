@@ -252,8 +252,8 @@ func (c *conn) abort(reason string) {
 // OnClose is called by the engine when the session ends.
 func (c *conn) OnClose(reason string) {
 	c.closeSockets(reason)
-	c.hub.removeConn(c)
 	c.hub.noteConnectionClosed(c.sess.Transport(), reason)
+	c.hub.removeConn(c)
 }
 
 // closeSockets disconnects every socket without sending anything.

@@ -29,9 +29,10 @@ type Observer struct {
 	// ConnectionClosed: a connection ended on transport, for reason
 	// (ReasonTransportClose, ReasonPingTimeout, ReasonQueueFull…).
 	ConnectionClosed func(transport, reason string)
-	// PacketIn and PacketOut: an Engine.IO message of size bytes was read
-	// from a client, or queued for one (a broadcast counts once per
-	// recipient; attachments count as messages of their own).
+	// PacketIn and PacketOut: an Engine.IO message with size bytes of
+	// data (its type byte not counted) was read from a client, or queued
+	// for one (a broadcast counts once per recipient; attachments count
+	// as messages of their own).
 	PacketIn  func(size int)
 	PacketOut func(size int)
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the repository: installs the npm packages the interop
 # and browser tests drive (from their lockfiles), then the Go tests of every
-# module (the library, redisadapter, the two examples and internal/modtest,
-# which installs redisadapter as a user does; go.work ties them together),
-# with the race detector.
+# module (the library, redisadapter, metrics, the two examples and
+# internal/modtest, which installs redisadapter and metrics as a user does;
+# go.work ties them together), with the race detector.
 # Tests that need Node, Chromium or redis-server skip with a message when
 # the tool is missing, unless CI=true.
 set -euo pipefail

@@ -77,9 +77,8 @@ func TestConstLabelClash(t *testing.T) {
 }
 
 // Packets and bytes count Engine.IO messages, as a raw websocket client
-// sees every one of them. The hooks count a message read without its
-// Engine.IO type byte, a text message queued with it (observe.go's
-// PacketIn gets the decoded payload, PacketOut the frame as written).
+// sees every one of them, each by its data without the Engine.IO type
+// byte, both ways.
 func TestPacketsAndBytes(t *testing.T) {
 	hub := rally.NewHub(nil)
 	hub.On("echo", func(s *rally.Socket, text string) string { return text })
@@ -106,7 +105,7 @@ func TestPacketsAndBytes(t *testing.T) {
 			t.Fatalf("after %q: %q %v", msg, reply, err)
 		}
 		out++
-		outBytes += len(reply)
+		outBytes += len(reply) - 1
 	}
 	exchange("40", `40{"sid":"`)
 	exchange(`421["echo","hello"]`, `431["hello"]`)

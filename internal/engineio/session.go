@@ -275,11 +275,17 @@ func (s *Session) SendVolatile(frames ...Frame) bool {
 	return true
 }
 
-// countOut tells OnPacketOut of frames queued.
+// countOut tells OnPacketOut of frames queued, by the size of their data
+// (a text message's type byte not counted, as the session's handler is
+// given messages without it).
 func (s *Session) countOut(frames []Frame) {
 	if f := s.srv.opts.OnPacketOut; f != nil {
 		for _, fr := range frames {
-			f(len(fr.Data))
+			n := len(fr.Data)
+			if !fr.Binary && n > 0 {
+				n--
+			}
+			f(n)
 		}
 	}
 }
