@@ -79,7 +79,7 @@ type AdapterEvent struct {
 // The kinds of AdapterEvent.
 const (
 	AdapterPublish = "publish" // a message sent to the other servers
-	AdapterReceive = "receive" // a message received from them
+	AdapterReceive = "receive" // a message read from the adapter's transport (its own echoes included)
 	AdapterError   = "error"   // a message that could not be sent or read
 	AdapterTimeout = "timeout" // a request the other servers did not all answer in time
 )
