@@ -12,6 +12,7 @@ import (
 	"github.com/rallyhq/rally"
 	"github.com/rallyhq/rally/internal/serial"
 	"github.com/rallyhq/rally/redisadapter/internal/msgpack"
+	"github.com/rallyhq/rally/redisadapter/internal/wire"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -138,16 +139,20 @@ func (a *adapter) handle(m *redis.Message) {
 	default:
 		return
 	}
+	wire.ReportReceive(a.local, err)
 	if err != nil {
 		a.log.Warn("redisadapter: skipping a malformed message", "channel", m.Channel, "error", err)
 	}
 }
 
-// publish publishes within the requests timeout.
+// publish publishes within the requests timeout, and reports it to the
+// hub's observers.
 func (a *adapter) publish(ctx context.Context, channel string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	return a.client.Publish(ctx, channel, payload).Err()
+	err := a.client.Publish(ctx, channel, payload).Err()
+	wire.ReportPublish(a.local, err)
+	return err
 }
 
 func (a *adapter) publishAsync(channel string, payload []byte) {

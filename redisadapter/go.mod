@@ -3,7 +3,7 @@ module github.com/rallyhq/rally/redisadapter
 go 1.26.8
 
 require (
-	github.com/rallyhq/rally v0.0.0-20261202022932-0e3c062de4e6
+	github.com/rallyhq/rally v0.0.0-20261202030947-4f86c2ecd881
 	github.com/redis/go-redis/v9 v9.23.0
 	go.uber.org/goleak v1.3.0
 )

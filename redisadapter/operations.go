@@ -35,7 +35,9 @@ func (a *adapter) request(ctx context.Context, op string, req msgpack.Map, id st
 		case m := <-p.answers:
 			answers = append(answers, m)
 		case <-timer.C:
-			return answers, &timeoutError{Op: op, NSP: a.nsp, Got: len(answers), Want: want, After: a.timeout}
+			err := &timeoutError{Op: op, NSP: a.nsp, Got: len(answers), Want: want, After: a.timeout}
+			a.local.Report(rally.AdapterEvent{Kind: rally.AdapterTimeout, Err: err})
+			return answers, err
 		case <-ctx.Done():
 			return answers, fmt.Errorf("redisadapter: %s: %d of %d answers: %w", op, len(answers), want, ctx.Err())
 		case <-a.ctx.Done():

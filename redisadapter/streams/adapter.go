@@ -209,14 +209,19 @@ func (n *Node) onEntry(e redis.XMessage) {
 	}
 	if size := entrySize(e.Values); size > n.opts.MaxEntryBytes {
 		n.entryLog.Warn(a.log, "redisadapter/streams: skipping an oversized stream entry", "id", e.ID, "bytes", size)
+		wire.ReportReceive(a.Local(), errOversized)
 		return
 	}
 	m, err := decodeEntry(e.Values)
 	if err != nil {
 		n.entryLog.Warn(a.log, "redisadapter/streams: skipping a malformed stream entry", "id", e.ID, "error", err)
+		wire.ReportReceive(a.Local(), err)
 		return
 	}
 	n.dispatch(m, e.ID)
 }
 
 var errNoRecovery = errors.New("connection state recovery is off")
+
+// errOversized is reported for messages over Options.MaxEntryBytes.
+var errOversized = errors.New("redisadapter/streams: message over MaxEntryBytes")

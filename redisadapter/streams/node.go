@@ -278,11 +278,13 @@ func (n *Node) onChannelMessage(msg *redis.Message) {
 	}
 	if len(msg.Payload) > n.opts.MaxEntryBytes {
 		n.entryLog.Warn(a.log, "redisadapter/streams: skipping an oversized message", "channel", msg.Channel, "bytes", len(msg.Payload))
+		wire.ReportReceive(a.Local(), errOversized)
 		return
 	}
 	m, err := cluster.Unmarshal([]byte(msg.Payload))
 	if err != nil {
 		n.entryLog.Warn(a.log, "redisadapter/streams: skipping a malformed message", "channel", msg.Channel, "error", err)
+		wire.ReportReceive(a.Local(), err)
 		return
 	}
 	if err := a.OnMessage(m, ""); err != nil {

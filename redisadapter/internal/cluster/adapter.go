@@ -116,7 +116,9 @@ func (a *Adapter) message(typ MessageType, data msgpack.Map) *Message {
 func (a *Adapter) publish(ctx context.Context, m *Message) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	return a.t.Publish(ctx, m)
+	offset, err := a.t.Publish(ctx, m)
+	wire.ReportPublish(a.local, err)
+	return offset, err
 }
 
 // encodeOptions is Node's {rooms, except, flags}.
@@ -381,7 +383,9 @@ func (a *Adapter) request(ctx context.Context, op string, m *Message, id string,
 		case ans := <-p.answers:
 			answers = append(answers, ans)
 		case <-timer.C:
-			return answers, &wire.TimeoutError{Op: op, NSP: a.nsp, Got: len(answers), Want: want, After: a.timeout}
+			err := &wire.TimeoutError{Op: op, NSP: a.nsp, Got: len(answers), Want: want, After: a.timeout}
+			a.local.Report(rally.AdapterEvent{Kind: rally.AdapterTimeout, Err: err})
+			return answers, err
 		case <-ctx.Done():
 			return answers, fmt.Errorf("redisadapter: %s: %d of %d answers: %w", op, len(answers), want, ctx.Err())
 		case <-a.ctx.Done():

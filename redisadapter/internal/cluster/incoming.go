@@ -18,14 +18,18 @@ import (
 // message that cannot be handled is reported as an error, for the
 // transport to log; nothing else is disturbed.
 func (a *Adapter) OnMessage(m *Message, offset string) (err error) {
-	if m.UID == a.uid || m.NSP != a.nsp || a.ctx.Err() != nil {
+	if m.NSP != a.nsp || a.ctx.Err() != nil {
 		return nil
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic while handling a message of type %d: %v", m.Type, r)
 		}
+		wire.ReportReceive(a.local, err)
 	}()
+	if m.UID == a.uid {
+		return nil // its own, read back from the transport
+	}
 	switch m.Type {
 	case Broadcast:
 		return a.onBroadcast(m, offset)

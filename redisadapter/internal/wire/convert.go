@@ -272,3 +272,22 @@ func ServerEventAnswer(results []any, err error) (answer any, encodeErr error) {
 	}
 	return msgpack.Map{{Key: "error", Value: err.Error()}}, err
 }
+
+// ReportPublish tells the hub's observers of a message published to the
+// other servers, or of the error that kept it from them.
+func ReportPublish(local *rally.LocalAdapter, err error) {
+	if err != nil {
+		local.Report(rally.AdapterEvent{Kind: rally.AdapterError, Err: err})
+		return
+	}
+	local.Report(rally.AdapterEvent{Kind: rally.AdapterPublish})
+}
+
+// ReportReceive tells the hub's observers of a message received from
+// another server, and of the error it was skipped for, if any.
+func ReportReceive(local *rally.LocalAdapter, err error) {
+	local.Report(rally.AdapterEvent{Kind: rally.AdapterReceive})
+	if err != nil {
+		local.Report(rally.AdapterEvent{Kind: rally.AdapterError, Err: err})
+	}
+}
