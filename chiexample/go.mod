@@ -18,7 +18,7 @@ require (
 	github.com/rallyhq/rally/redisadapter v0.0.0-00010101000000-000000000000 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace (
