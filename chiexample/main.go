@@ -39,6 +39,8 @@ func main() {
 	defer stop()
 
 	handler, hub := newServer(cfg)
+	handler = chat.WithMetrics(handler, hub)           // GET /metrics, for Prometheus
+	handler = chat.WithAdmin(handler, hub, cfg.Logger) // the admin UI, with ADMIN_PASSWORD set
 	if err := chat.ListenAndServe(ctx, cfg, handler, hub); err != nil {
 		cfg.Logger.Error("chiexample", "error", err)
 		os.Exit(1)

@@ -60,8 +60,8 @@ func main() {
 	defer stop()
 
 	handler, hub := newServer(cfg)
-	handler = withMetrics(handler, hub)           // GET /metrics, for Prometheus: metrics.go
-	handler = withAdmin(handler, hub, cfg.Logger) // only with ADMIN_PASSWORD set
+	handler = chat.WithMetrics(handler, hub)           // GET /metrics, for Prometheus
+	handler = chat.WithAdmin(handler, hub, cfg.Logger) // the admin UI, with ADMIN_PASSWORD set
 	if err := chat.ListenAndServe(ctx, cfg, handler, hub); err != nil {
 		cfg.Logger.Error("stdexample", "error", err)
 		os.Exit(1)

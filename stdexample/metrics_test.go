@@ -76,7 +76,7 @@ func waitMetric(t *testing.T, url, name string, labels map[string]string, want f
 func TestMetrics(t *testing.T) {
 	withMetricsServer := func(cfg chat.Config) (http.Handler, *rally.Hub) {
 		handler, hub := newServer(cfg)
-		return withMetrics(handler, hub), hub
+		return chat.WithMetrics(handler, hub), hub
 	}
 	srv, _ := chattest.StartApp(t, withMetricsServer, chat.Config{Token: testToken})
 	defer http.DefaultClient.CloseIdleConnections()

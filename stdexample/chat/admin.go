@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"log/slog"
@@ -11,7 +11,7 @@ import (
 	"github.com/rallyhq/rally/admin"
 )
 
-// withAdmin instruments hub for the official Socket.IO Admin UI when the
+// WithAdmin instruments hub for the official Socket.IO Admin UI when the
 // environment variable ADMIN_PASSWORD is set: the UI logs in as "admin"
 // with that password (kept only as its bcrypt hash) on the admin namespace
 // "/admin" of the hub's endpoint, /socket.io/. When ADMIN_UI_DIR names a
@@ -19,11 +19,11 @@ import (
 // @socket.io/admin-ui), it is served at /admin-ui/:
 //
 //	npm install --prefix /tmp/ui @socket.io/admin-ui@0.5.1
-//	ADMIN_PASSWORD=changeme ADMIN_UI_DIR=/tmp/ui/node_modules/@socket.io/admin-ui/ui/dist go run ./stdexample
+//	ADMIN_PASSWORD=changeme ADMIN_UI_DIR=/tmp/ui/node_modules/@socket.io/admin-ui/ui/dist go run ./stdexample (or ./chiexample)
 //
 // then open http://localhost:3000/admin-ui/ and connect to
 // http://localhost:3000. Without ADMIN_PASSWORD, next is returned as it is.
-func withAdmin(next http.Handler, hub *rally.Hub, logger *slog.Logger) http.Handler {
+func WithAdmin(next http.Handler, hub *rally.Hub, logger *slog.Logger) http.Handler {
 	password := os.Getenv("ADMIN_PASSWORD")
 	if password == "" {
 		return next
