@@ -109,7 +109,7 @@ type delivery struct {
 
 // deliver sends p to the selected sockets.
 func (a *LocalAdapter) deliver(p Packet, opts BroadcastOptions) delivery {
-	frames := encodeFrames(a.packet(p, parser.NoID))
+	frames := a.nsp.hub.encodeFrames(a.packet(p, parser.NoID))
 	uncompressed(frames, opts)
 	var d delivery
 	a.nsp.each(opts, func(s *Socket) {
@@ -168,7 +168,7 @@ func (a *LocalAdapter) packet(p Packet, id int64) *parser.Packet {
 // received before ctx ends. It returns 1.
 func (a *LocalAdapter) BroadcastWithAck(ctx context.Context, p Packet, opts BroadcastOptions, clients func(int), ack func(Reply)) (int, error) {
 	id := a.nsp.nextAckID()
-	frames := encodeFrames(a.packet(p, id))
+	frames := a.nsp.hub.encodeFrames(a.packet(p, id))
 	uncompressed(frames, opts)
 	var reached []*Socket
 	for _, s := range a.nsp.selected(opts) {

@@ -21,7 +21,7 @@ type conn struct {
 	sess      *engineio.Session
 	handshake Handshake // of the first request, shared by every socket
 
-	dec parser.Decoder // used only from OnMessage, which the engine serializes
+	dec parser.Decoder // the hub codec's state; used only from OnMessage, which the engine serializes
 
 	mu           sync.Mutex
 	sockets      map[string]*Socket // by namespace name, connecting or connected
@@ -72,13 +72,7 @@ func (c *conn) checkConnected() {
 // OnMessage handles one Engine.IO message.
 func (c *conn) OnMessage(data []byte, binary bool) {
 	c.hub.notePacketIn(len(data))
-	var p *parser.Packet
-	var err error
-	if binary {
-		p, err = c.dec.DecodeBinary(data)
-	} else {
-		p, err = c.dec.DecodeText(data)
-	}
+	p, err := c.hub.codec.Decode(&c.dec, data, binary)
 	if err != nil {
 		c.hub.reportError(nil, fmt.Errorf("rally: malformed packet from session %s: %w", c.sess.ID(), err))
 		c.abort(ReasonForcedClose)
@@ -222,25 +216,13 @@ func (c *conn) forget(s *Socket) {
 
 // send encodes p and queues it on the session.
 func (c *conn) send(p *parser.Packet) error {
-	return c.sess.Send(encodeFrames(p)...)
+	return c.sess.Send(c.hub.encodeFrames(p)...)
 }
 
 // reply sends p from the goroutine that handles this connection's events,
 // writing it there when nothing else is being written.
 func (c *conn) reply(p *parser.Packet) error {
-	return c.sess.SendReply(encodeFrames(p)...)
-}
-
-// encodeFrames encodes a packet as Engine.IO frames: the message text, then
-// one binary frame per attachment.
-func encodeFrames(p *parser.Packet) []engineio.Frame {
-	text := p.AppendText([]byte{engineio.Message})
-	frames := make([]engineio.Frame, 1, 1+len(p.Attachments))
-	frames[0] = engineio.Frame{Data: text}
-	for _, a := range p.Attachments {
-		frames = append(frames, engineio.Frame{Data: a, Binary: true})
-	}
-	return frames
+	return c.sess.SendReply(c.hub.encodeFrames(p)...)
 }
 
 // abort closes every socket with reason and the engine session at once.

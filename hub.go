@@ -25,6 +25,7 @@ import (
 
 	"github.com/rallyhq/rally/internal/engineio"
 	"github.com/rallyhq/rally/internal/gopool"
+	"github.com/rallyhq/rally/internal/parser"
 )
 
 // Transport names, for Options.Transports.
@@ -208,6 +209,11 @@ type Options struct {
 	// It runs on the refused request's goroutine, concurrently with
 	// other requests.
 	OnConnectionError func(r *http.Request, code int, message string)
+
+	// Parser is the wire format of packets, Node's parser option: nil for
+	// the official default, msgpackparser.Parser{} for
+	// socket.io-msgpack-parser. Clients must use the same one.
+	Parser Parser
 }
 
 // Hub is a Socket.IO server. It is an http.Handler: mount it where clients
@@ -219,6 +225,7 @@ type Hub struct {
 	engine   *engineio.Server
 	log      *slog.Logger
 	main     *Namespace
+	codec    parser.Codec // of Options.Parser
 
 	mu         sync.RWMutex
 	namespaces map[string]*Namespace
@@ -309,6 +316,7 @@ func newHub(opts *Options, noPoller bool) *Hub {
 	if r := h.opts.ConnectionStateRecovery; r != nil {
 		h.recovery = r.withDefaults()
 	}
+	h.codec = codecOf(h.opts.Parser)
 	h.log = h.opts.Logger
 	if h.log == nil {
 		h.log = slog.Default()

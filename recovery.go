@@ -286,7 +286,7 @@ func (s *Socket) attach(rooms []string, missed []Packet) {
 		return
 	}
 	for _, p := range missed {
-		s.conn.sess.Send(encodeFrames(s.nsp.local.packet(p, parser.NoID))...)
+		s.conn.sess.Send(s.nsp.hub.encodeFrames(s.nsp.local.packet(p, parser.NoID))...)
 	}
 	s.sendConnectReply()
 }
