@@ -94,6 +94,11 @@ type Options struct {
 	// value keeps nothing: emitting on a socket that is not connected
 	// fails with ErrNotConnected.
 	MaxBufferedEmits int
+
+	// Parser is the wire format of packets, the official client's parser
+	// option: nil for the default, msgpackparser.Parser{} for
+	// socket.io-msgpack-parser. It must be the server's.
+	Parser rally.Parser
 }
 
 // defaultMaxBufferedEmits is Options.MaxBufferedEmits when zero.
@@ -150,15 +155,16 @@ type managerListeners struct {
 
 // session is one Engine.IO connection of a manager.
 type session struct {
-	eng *engine        // set before the session is made current, then fixed
-	dec parser.Decoder // used by the engine's receiving side only
+	eng   *engine        // set before the session is made current, then fixed
+	codec parser.Codec   // of Options.Parser
+	dec   parser.Decoder // the codec's state, used by the engine's receiving side only
 }
 
 // send encodes p and queues it on the session's connection.
 func (sess *session) send(p *parser.Packet) error {
-	frames := []engineio.Frame{{Data: p.AppendText([]byte{engineio.Message})}}
-	for _, a := range p.Attachments {
-		frames = append(frames, engineio.Frame{Data: a, Binary: true})
+	frames, err := sess.codec.Encode(p)
+	if err != nil {
+		return fmt.Errorf("rally/client: encoding a %s packet: %w", p.Type, err)
 	}
 	return sess.eng.send(frames...)
 }
@@ -343,7 +349,10 @@ func (m *Manager) join(ctx context.Context, s *Socket) error {
 
 // dial opens a connection and makes it current, unless stop ended first.
 func (m *Manager) dial(ctx context.Context, stop context.Context) (*session, error) {
-	sess := &session{}
+	sess := &session{codec: parser.Text}
+	if m.opts.Parser != nil {
+		sess.codec = m.opts.Parser.Codec()
+	}
 	eng, err := openEngine(ctx, m.base, &m.opts,
 		func(data []byte, binary bool) { m.onMessage(sess, data, binary) },
 		func(reason string) { m.onClose(sess, reason) })
@@ -435,13 +444,7 @@ func (m *Manager) onMessage(sess *session, data []byte, binary bool) {
 	if !current {
 		return
 	}
-	var p *parser.Packet
-	var err error
-	if binary {
-		p, err = sess.dec.DecodeBinary(data)
-	} else {
-		p, err = sess.dec.DecodeText(data)
-	}
+	p, err := sess.codec.Decode(&sess.dec, data, binary)
 	if err != nil {
 		sess.eng.abort(ReasonParseError)
 		return
