@@ -143,6 +143,38 @@ const scenarios = {
       socket.on('close me', () => socket.conn.close());
     });
   },
+  // What msgpack.js drives, with RALLY_PARSER=msgpack: the handlers of
+  // msgpackHandlers in interop_msgpack_test.go.
+  msgpack(io) {
+    io.on('connection', (socket) => {
+      socket.emit('greetings', 'Hey!', { ms: 'jane' }, Buffer.from([4, 3, 2, 1]));
+      socket.on('message', (data) => socket.send(data));
+      socket.on('echo', (...args) => args.pop()(...args));
+      socket.on('types', (cb) => cb(1, -(2 ** 40), 0.25, [1, 'x'], {}, null));
+      socket.on('divide', (a, b, cb) => (b === 0 ? cb({ error: 'division by zero' }) : cb(a / b)));
+      socket.on('ask me', async (cb) => cb(await socket.timeout(5000).emitWithAck('ask', Buffer.from([5, 6]))));
+      socket.on('join', (room, cb) => {
+        socket.join(room);
+        cb();
+      });
+      socket.on('to room', (room, cb) => {
+        socket.to(room).emit('room news', 'hi', Buffer.from([1]));
+        cb();
+      });
+      socket.on('everyone', (cb) => {
+        io.emit('all news', { bin: Buffer.from([2]) });
+        cb();
+      });
+    });
+    io.of('/admin').on('connection', (socket) => {
+      socket.on('where', (b, cb) => cb(socket.nsp.name, b));
+    });
+    io.of('/private').use((socket, next) => {
+      const err = new Error('not authorized');
+      err.data = { code: 42 };
+      next(err);
+    });
+  },
 };
 
 const name = process.argv[2];
@@ -150,6 +182,7 @@ if (!scenarios[name]) lib.fatal(new Error(`unknown scenario ${name}`));
 const httpServer = createServer();
 const io = new Server(httpServer, {
   perMessageDeflate: process.env.RALLY_TRANSPORT === 'deflate' ? { threshold: 0 } : false,
+  parser: process.env.RALLY_PARSER === 'msgpack' ? require('socket.io-msgpack-parser') : undefined,
   connectionStateRecovery: process.env.RALLY_RECOVERY_MS
     ? { maxDisconnectionDuration: Number(process.env.RALLY_RECOVERY_MS) }
     : undefined,
