@@ -391,9 +391,8 @@ func (d *decoder) value(b []byte, depth int) ([]byte, error) {
 		d.out = appendString(d.out, s)
 	case msgp.BinType:
 		var v []byte
-		v, b, err = msgp.ReadBytesZC(b)
-		if err == nil {
-			err = d.binary(v)
+		if v, b, err = msgp.ReadBytesZC(b); err == nil {
+			return b, d.binary(v)
 		}
 	case msgp.ArrayType:
 		return d.array(b, depth)

@@ -42,7 +42,7 @@ func Encode(dst []byte, p *parser.Packet) ([]byte, error) {
 	if nsp == "" {
 		nsp = "/"
 	}
-	e := encoder{out: dst, atts: p.Attachments}
+	e := encoder{out: dst, atts: p.Attachments, counts: countElements(p.Data)}
 	e.out = msgp.AppendMapHeader(e.out, n)
 	e.out = msgp.AppendString(e.out, "type")
 	e.out = msgp.AppendUint64(e.out, uint64(typ))
@@ -69,6 +69,58 @@ func Encode(dst []byte, p *parser.Packet) ([]byte, error) {
 type encoder struct {
 	out  []byte
 	atts [][]byte
+	// counts holds the element count of every array and object of the
+	// JSON text, in the order they open; next is the next one's index.
+	counts []uint32
+	next   int
+}
+
+// countElements returns the element count of each array and object of
+// the JSON text j, in the order they open: MessagePack headers need them
+// before the elements. One pass, whatever the nesting.
+func countElements(j []byte) []uint32 {
+	var counts []uint32
+	type level struct {
+		idx      int
+		nonEmpty bool
+	}
+	var stack []level
+	for i := 0; i < len(j); i++ {
+		c := j[i]
+		switch c {
+		case ' ', '\t', '\n', '\r', ':':
+			continue
+		case ',':
+			if len(stack) > 0 {
+				counts[stack[len(stack)-1].idx]++
+			}
+			continue
+		case ']', '}':
+			if len(stack) > 0 {
+				top := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				if top.nonEmpty {
+					counts[top.idx]++ // elements are commas + 1
+				}
+			}
+			continue
+		}
+		if len(stack) > 0 {
+			stack[len(stack)-1].nonEmpty = true
+		}
+		switch c {
+		case '[', '{':
+			counts = append(counts, 0)
+			stack = append(stack, level{idx: len(counts) - 1})
+		case '"':
+			for i++; i < len(j) && j[i] != '"'; i++ {
+				if j[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return counts
 }
 
 var placeholderHead = []byte(`{"_placeholder":true,"num":`)
@@ -136,16 +188,24 @@ func (e *encoder) placeholder(j []byte) ([]byte, bool) {
 		return nil, false
 	}
 	e.out = msgp.AppendBytes(e.out, e.atts[num])
+	e.next++ // the object's count
 	return rest[i+1:], true
 }
 
 // container converts the elements of an array or object up to its end
-// byte. The header is written for 16-bit counts and rewritten once the
-// count is known.
+// byte, after the header of the count countElements found.
 func (e *encoder) container(j []byte, end byte, depth int) ([]byte, error) {
-	start := len(e.out)
-	e.out = append(e.out, 0, 0, 0)
-	n := 0
+	if e.next >= len(e.counts) {
+		return nil, errJSON
+	}
+	want := e.counts[e.next]
+	e.next++
+	if end == '}' {
+		e.out = msgp.AppendMapHeader(e.out, want)
+	} else {
+		e.out = msgp.AppendArrayHeader(e.out, want)
+	}
+	var n uint32
 	var err error
 	for {
 		j = skipSpace(j)
@@ -183,22 +243,9 @@ func (e *encoder) container(j []byte, end byte, depth int) ([]byte, error) {
 		j = j[1:]
 		break
 	}
-	var hdr [5]byte
-	var h []byte
-	if end == '}' {
-		h = msgp.AppendMapHeader(hdr[:0], uint32(n))
-	} else {
-		h = msgp.AppendArrayHeader(hdr[:0], uint32(n))
+	if n != want {
+		return nil, errJSON
 	}
-	switch {
-	case len(h) < 3:
-		copy(e.out[start+len(h):], e.out[start+3:])
-		e.out = e.out[:len(e.out)-(3-len(h))]
-	case len(h) > 3:
-		e.out = append(e.out, make([]byte, len(h)-3)...)
-		copy(e.out[start+len(h):], e.out[start+3:len(e.out)-(len(h)-3)])
-	}
-	copy(e.out[start:], h)
 	return j, nil
 }
 
