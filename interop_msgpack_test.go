@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/rallyhq/rally"
+	"github.com/rallyhq/rally/client"
 	"github.com/rallyhq/rally/internal/nodetest"
 	"github.com/rallyhq/rally/msgpackparser"
+	"github.com/rallyhq/rally/sockettest"
 )
 
 // msgpackHandlers registers what server.js's "msgpack" scenario registers.
@@ -185,6 +187,75 @@ func asBuffers(v any) any {
 		out := make(map[string]any, len(v))
 		for k, e := range v {
 			out[k] = asBuffers(e)
+		}
+		return out
+	}
+	return v
+}
+
+// The Go client with the msgpack parser against Node's server with it.
+func TestInteropMsgpackGoClientNode(t *testing.T) {
+	nodetest.Node(t)
+	for _, transports := range [][]string{nil, {rally.TransportWebSocket}, {rally.TransportPolling}} {
+		t.Run(strings.Join(append([]string{"t"}, transports...), "-"), func(t *testing.T) {
+			t.Parallel()
+			url := nodeMsgpackServer(t, "default")
+			c := client.New(url, &client.Options{Parser: msgpackparser.Parser{}, Transports: transports})
+			t.Cleanup(func() { c.Close() })
+			rec := sockettest.Record(c)
+			c.On("ask", func(b []byte) map[string]any { return map[string]any{"got": b, "bin": []byte{9, 8}} })
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			if err := c.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var hey string
+			var who map[string]string
+			var data []byte
+			rec.Expect(t, "greetings", &hey, &who, &data)
+			if hey != "Hey!" || who["ms"] != "jane" || !bytes.Equal(data, []byte{4, 3, 2, 1}) {
+				t.Errorf("greetings: %q %v %x", hey, who, data)
+			}
+			r, err := c.EmitWithAck(ctx, "echo", "text", map[string]any{"deep": []any{[]byte{1, 2}, nil}}, 1.5, -(1 << 40))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkJSON(t, "echo", bufValues(r.Values()), []any{"text", map[string]any{"deep": []any{buf([]byte{1, 2}), nil}}, 1.5, -(1 << 40)})
+			r, err = c.EmitWithAck(ctx, "ask me")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkJSON(t, "ask", bufValues(r.Values()), []any{map[string]any{"got": buf([]byte{5, 6}), "bin": buf([]byte{9, 8})}})
+			r, err = c.EmitWithAck(ctx, "types")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkJSON(t, "types", r.Values(), []any{1, -(1 << 40), 0.25, []any{1, "x"}, map[string]any{}, nil})
+			var ce *rally.ConnectError
+			priv := client.New(url+"/private", &client.Options{Parser: msgpackparser.Parser{}, DisableReconnection: true})
+			t.Cleanup(func() { priv.Close() })
+			if err := priv.Connect(ctx); !errors.As(err, &ce) || ce.Message != "not authorized" {
+				t.Errorf("/private: %v", err)
+			}
+		})
+	}
+}
+
+// bufValues returns v with []byte values as buf prints them.
+func bufValues(v any) any {
+	switch v := v.(type) {
+	case []byte:
+		return buf(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = bufValues(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = bufValues(e)
 		}
 		return out
 	}
