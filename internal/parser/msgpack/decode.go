@@ -122,7 +122,7 @@ func Decode(data []byte) (*parser.Packet, error) {
 		case "id":
 			b, err = skip.field(b, &id)
 		case "data": // the last one counts, as in JavaScript
-			d = decoder{}
+			d = decoder{out: make([]byte, 0, min(2*len(b), 1024))}
 			hasPayload = !isUndefined(b)
 			payloadKind, dataBin = kindOf(b)
 			b, err = d.value(b, 1)

@@ -42,6 +42,13 @@ func Encode(dst []byte, p *parser.Packet) ([]byte, error) {
 	if nsp == "" {
 		nsp = "/"
 	}
+	if dst == nil {
+		size := len(p.Data) + len(p.Namespace) + 32
+		for _, a := range p.Attachments {
+			size += len(a)
+		}
+		dst = make([]byte, 0, size)
+	}
 	e := encoder{out: dst, atts: p.Attachments, counts: countElements(p.Data)}
 	e.out = msgp.AppendMapHeader(e.out, n)
 	e.out = msgp.AppendString(e.out, "type")
