@@ -104,6 +104,7 @@ func TestObserver(t *testing.T) {
 	ws.Close()
 	poll.Close()
 	waitFor(t, "both clients' disconnects", func() bool { n, _ := tl.get("disconnected client namespace disconnect"); return n == 2 })
+	waitFor(t, "the third client's upgrade", func() bool { n, _ := tl.get("upgraded"); return n == 1 })
 
 	for key, want := range map[string]int{
 		"namespace /":               1,
