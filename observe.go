@@ -44,6 +44,9 @@ type Observer struct {
 	// room included).
 	RoomJoined func(s *Socket, room string)
 	RoomLeft   func(s *Socket, room string)
+	// SocketDataSet: SetData was called on a socket (s.Data() has the
+	// new value).
+	SocketDataSet func(s *Socket)
 
 	// Broadcast: an event was sent to the selected sockets of this server
 	// (those an adapter forwards from other servers included), reaching
@@ -97,9 +100,10 @@ func (a *LocalAdapter) Report(e AdapterEvent) {
 // observerList holds a hub's observers; it is replaced, never changed.
 type observerList = atomic.Pointer[[]*Observer]
 
-// Observe adds an observer. Its NamespaceCreated, if set, is called at
-// once for every namespace that exists.
-func (h *Hub) Observe(o *Observer) {
+// Observe adds an observer, until stop is called. Its NamespaceCreated, if
+// set, is called at once for every namespace that exists. After stop
+// returns, o is called no more, but for calls already under way.
+func (h *Hub) Observe(o *Observer) (stop func()) {
 	h.mu.Lock()
 	var list []*Observer
 	if old := h.obs.Load(); old != nil {
@@ -108,12 +112,21 @@ func (h *Hub) Observe(o *Observer) {
 	list = append(list, o)
 	h.obs.Store(&list)
 	defer h.mu.Unlock()
+	stop = func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if old := h.obs.Load(); old != nil {
+			list := slices.DeleteFunc(slices.Clone(*old), func(x *Observer) bool { return x == o })
+			h.obs.Store(&list)
+		}
+	}
 	if o.NamespaceCreated != nil {
 		existing := slices.SortedFunc(maps.Values(h.namespaces), func(a, b *Namespace) int { return cmp.Compare(a.name, b.name) })
 		for _, n := range existing {
 			o.NamespaceCreated(n)
 		}
 	}
+	return stop
 }
 
 // observers returns the hub's observers, nil when there are none.
@@ -176,6 +189,14 @@ func (h *Hub) noteSocketConnected(s *Socket) {
 	for _, o := range h.observers() {
 		if o.SocketConnected != nil {
 			o.SocketConnected(s)
+		}
+	}
+}
+
+func (h *Hub) noteSocketDataSet(s *Socket) {
+	for _, o := range h.observers() {
+		if o.SocketDataSet != nil {
+			o.SocketDataSet(s)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,4 +154,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestObserverStop checks that a removed observer is told nothing more,
+// while the others still are, and that SetData is reported.
+func TestObserverStop(t *testing.T) {
+	hub := rally.NewHub(nil)
+	kept, removed := &tally{counts: map[string]int{}, sizes: map[string]int{}}, &tally{counts: map[string]int{}, sizes: map[string]int{}}
+	hub.Observe(kept.observer())
+	stop := hub.Observe(removed.observer())
+	var data atomic.Int64
+	hub.Observe(&rally.Observer{SocketDataSet: func(s *rally.Socket) { data.Add(1) }})
+	hub.OnConnect(func(s *rally.Socket) { s.SetData("x") })
+	srv := sockettest.NewServer(t, hub)
+	srv.Dial(t, "/", &client.Options{DisableReconnection: true})
+	hub.Emit("one")
+	stop()
+	hub.Emit("two")
+	if n, _ := kept.get("broadcast"); n != 2 {
+		t.Errorf("the kept observer saw %d broadcasts, want 2", n)
+	}
+	if n, _ := removed.get("broadcast"); n != 1 {
+		t.Errorf("the removed observer saw %d broadcasts, want 1", n)
+	}
+	waitFor(t, "SetData to be reported", func() bool { return data.Load() == 1 })
 }

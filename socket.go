@@ -195,6 +195,7 @@ func (s *Socket) SetData(v any) {
 	s.mu.Lock()
 	s.data = v
 	s.mu.Unlock()
+	s.nsp.hub.noteSocketDataSet(s)
 }
 
 // Data returns the value stored by SetData, or nil.

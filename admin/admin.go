@@ -113,10 +113,11 @@ type Instrumentation struct {
 	sessMu   sync.Mutex
 	sessions map[*rally.Socket]pendingSession // logins waiting for OnConnect
 
-	closed   atomic.Bool
-	stop     chan struct{}
-	done     sync.WaitGroup
-	closeOne sync.Once
+	closed    atomic.Bool
+	stop      chan struct{}
+	done      sync.WaitGroup
+	unobserve func() // removes the hub observer
+	closeOne  sync.Once
 }
 
 // pendingSession is the session id made for a socket at login, emitted
@@ -196,7 +197,7 @@ func Instrument(hub *rally.Hub, opts *Options) (*Instrumentation, error) {
 	if !o.ReadOnly {
 		in.registerCommands()
 	}
-	hub.Observe(in.observer())
+	in.unobserve = hub.Observe(in.observer())
 
 	in.done.Add(2)
 	go in.emitLoop()
@@ -207,12 +208,14 @@ func Instrument(hub *rally.Hub, opts *Options) (*Instrumentation, error) {
 // Namespace returns the admin namespace.
 func (in *Instrumentation) Namespace() *rally.Namespace { return in.nsp }
 
-// Close stops the reports: the stats ticker and the goroutine emitting
-// notifications end, the admin namespace refuses new sockets and its
-// sockets on this server are disconnected. The hub keeps the
-// (then idle) observer and listeners, which the core cannot remove.
+// Close stops the reports: the hub's observer is removed, the stats
+// ticker and the goroutine emitting notifications end, the admin
+// namespace refuses new sockets and its sockets on this server are
+// disconnected. The event listeners it added to namespaces stay, idle:
+// the core cannot remove them.
 func (in *Instrumentation) Close() {
 	in.closeOne.Do(func() {
+		in.unobserve()
 		in.closed.Store(true)
 		close(in.stop)
 		in.done.Wait()
@@ -280,9 +283,6 @@ func (in *Instrumentation) statsLoop() {
 	defer t.Stop()
 	for {
 		in.emitStats()
-		if in.tracker != nil {
-			in.enqueue(in.emitDataChanges) // in order with the other notifications
-		}
 		select {
 		case <-in.stop:
 			return

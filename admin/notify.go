@@ -93,6 +93,9 @@ func (in *Instrumentation) observer() *rally.Observer {
 	}
 	o.RoomJoined = in.roomJoined
 	o.RoomLeft = in.roomLeft
+	o.SocketDataSet = func(s *rally.Socket) {
+		in.enqueue(func() { in.emitDataChange(s) }) // in order with the other notifications
+	}
 	o.ConnectionUpgraded = func() {
 		select {
 		case in.upgrade <- struct{}{}:
@@ -271,32 +274,23 @@ func (in *Instrumentation) emitUpgrades() {
 	}
 }
 
-// emitDataChanges tells the UI of the sockets whose SetData value
-// changed since it was last told: rally has no hook on SetData, so the
-// JSON of every socket's data is compared, every two seconds.
-func (in *Instrumentation) emitDataChanges() {
+// emitDataChange tells the UI of a socket whose SetData value changed
+// since it was last told.
+func (in *Instrumentation) emitDataChange(s *rally.Socket) {
+	data := s.Data()
+	b, err := json.Marshal(data)
+	if err != nil {
+		return
+	}
 	tr := in.tracker
 	tr.mu.Lock()
-	sockets := make([]*rally.Socket, 0, len(tr.sockets))
-	for s := range tr.sockets {
-		sockets = append(sockets, s)
+	t := tr.sockets[s]
+	changed := t != nil && !bytes.Equal(t.data, b)
+	if changed {
+		t.data = b
 	}
 	tr.mu.Unlock()
-	for _, s := range sockets {
-		data := s.Data()
-		b, err := json.Marshal(data)
-		if err != nil {
-			continue
-		}
-		tr.mu.Lock()
-		t := tr.sockets[s]
-		changed := t != nil && t.data != nil && !bytes.Equal(t.data, b)
-		if t != nil && (changed || t.data == nil) {
-			t.data = b
-		}
-		tr.mu.Unlock()
-		if changed {
-			in.nsp.Emit("socket_updated", map[string]any{"id": t.id, "nsp": t.nsp, "data": dataOf(data)})
-		}
+	if changed {
+		in.nsp.Emit("socket_updated", map[string]any{"id": t.id, "nsp": t.nsp, "data": dataOf(data)})
 	}
 }
