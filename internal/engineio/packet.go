@@ -1,5 +1,6 @@
 // Package engineio implements the server side of Engine.IO v4: sessions,
-// heartbeats, and the websocket and HTTP long-polling transports.
+// heartbeats, and the websocket and HTTP long-polling transports; and of
+// Engine.IO 3, for Socket.IO v2 clients, when Options.AllowEIO3 is set.
 package engineio
 
 import (
@@ -41,6 +42,7 @@ func TextFrame(typ byte, data string) Frame {
 
 var (
 	pingFrame  = Frame{Data: []byte{Ping}}
+	pongFrame  = Frame{Data: []byte{Pong}}
 	noopFrame  = Frame{Data: []byte{Noop}}
 	closeFrame = Frame{Data: []byte{Close}}
 )

@@ -31,8 +31,9 @@ func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
 		upgrades = append(upgrades, TransportWebSocket)
 	}
 	srv.setCookie(w, s.id)
-	srv.writePayload(w, r, []Frame{s.openPacket(upgrades)}, true)
+	srv.writePayload(w, r, s, []Frame{s.openPacket(upgrades)}, true)
 	s.startHeartbeat()
+	s.opened()
 }
 
 // servePolling serves a request of an existing polling session.
@@ -101,7 +102,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	err := s.srv.writePayload(w, r, frames, false)
+	err := s.srv.writePayload(w, r, s, frames, false)
 	s.mu.Lock()
 	s.wroteLocked(size)
 	s.mu.Unlock()
@@ -117,7 +118,9 @@ func isClose(f Frame) bool { return !f.Binary && len(f.Data) == 1 && f.Data[0] =
 
 // serveData handles a POST: its body is a payload of packets from the client.
 func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/octet-stream" {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	binary := ct == "application/octet-stream"
+	if binary && s.protocol != Protocol3 {
 		w.WriteHeader(http.StatusBadRequest)
 		s.Abort(ReasonTransportError)
 		return
@@ -155,7 +158,11 @@ func (s *Session) serveData(w http.ResponseWriter, r *http.Request) {
 	// packet waits, and so does the response, which holds the client's
 	// next POST back.
 	stopped := false
-	err = DecodePayload(body, func(p Packet) {
+	decode := DecodePayload
+	if s.protocol == Protocol3 {
+		decode = func(body []byte, fn func(Packet)) error { return DecodePayload3(body, binary, fn) }
+	}
+	err = decode(body, func(p Packet) {
 		if stopped {
 			return
 		}
@@ -197,14 +204,25 @@ var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 // timeout.
 const writeChunk = 64 << 10
 
-// writePayload answers a poll with frames as one payload, the handshake's
-// when initial is set. With a write timeout, the response fails once a
-// chunk of it takes longer than that to write.
-func (srv *Server) writePayload(w http.ResponseWriter, r *http.Request, frames []Frame, initial bool) error {
+// writePayload answers a poll of s with frames as one payload, the
+// handshake's when initial is set, in the session's revision. With a write
+// timeout, the response fails once a chunk of it takes longer than that to
+// write.
+func (srv *Server) writePayload(w http.ResponseWriter, r *http.Request, s *Session, frames []Frame, initial bool) error {
 	stall := srv.opts.WriteTimeout
-	body := AppendPayload(nil, frames)
+	var body []byte
+	binary := false
+	if s.protocol == Protocol3 {
+		body, binary = AppendPayload3(nil, frames, s.b64)
+	} else {
+		body = AppendPayload(nil, frames)
+	}
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	if binary {
+		h.Set("Content-Type", "application/octet-stream")
+	} else {
+		h.Set("Content-Type", "text/plain; charset=UTF-8")
+	}
 	h.Set("Cache-Control", "no-store")
 	if len(body) >= compressThreshold && acceptsGzip(r) {
 		var buf bytes.Buffer

@@ -66,6 +66,11 @@ type Options struct {
 	// the process-wide epoll poller (tests run both modes).
 	NoPoller bool
 
+	// AllowEIO3 accepts Engine.IO 3 clients (Socket.IO v2), as the
+	// official server's allowEIO3: their handshakes (EIO=3, or no EIO at
+	// all) are otherwise refused with code 5.
+	AllowEIO3 bool
+
 	// AllowRequest, when set, vets every handshake request. A non-nil error
 	// refuses it with code 4 (Forbidden) and the error's text.
 	AllowRequest func(r *http.Request) error
@@ -246,6 +251,11 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail(errSessionUnknown, errSessionUnknown.message)
 			return
 		}
+		if protocolOf(q) != s.protocol {
+			// As in the official server: a session keeps its revision.
+			fail(errBadRequest, errBadRequest.message)
+			return
+		}
 		if transport == TransportWebSocket && upgrade {
 			srv.serveUpgrade(w, r, s)
 			return
@@ -280,7 +290,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if q.Get("EIO") != "4" {
+	if protocolOf(q) == Protocol3 && !srv.opts.AllowEIO3 {
 		fail(errUnsupportedVersion, errUnsupportedVersion.message)
 		return
 	}

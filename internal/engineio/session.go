@@ -37,6 +37,13 @@ type Handler interface {
 	OnClose(reason string)
 }
 
+// Opener is implemented by Handlers that want to know when their
+// session's open packet went out (or was queued ahead of everything they
+// send).
+type Opener interface {
+	OnOpen()
+}
+
 // Upgrader is implemented by Handlers that want to know when their
 // session moved to websocket.
 type Upgrader interface {
@@ -60,6 +67,10 @@ type Session struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	handler Handler
+	// protocol is the Engine.IO revision, 3 or 4; b64 marks a revision 3
+	// client that takes binary messages as base64 text (b64=1).
+	protocol int
+	b64      bool
 
 	recvMu sync.Mutex // serializes handler.OnMessage
 
@@ -84,12 +95,27 @@ type Session struct {
 
 func newSession(srv *Server, r *http.Request, transport, id string) *Session {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	q := r.URL.Query()
+	protocol := protocolOf(q)
 	return &Session{
 		id:        id,
 		srv:       srv,
 		ctx:       ctx,
 		cancel:    cancel,
 		transport: transport,
+		protocol:  protocol,
+		b64:       protocol == Protocol3 && q.Get("b64") != "", // as the official server: any value
+	}
+}
+
+// Protocol returns the session's Engine.IO revision: Protocol4, or
+// Protocol3 for a client accepted with Options.AllowEIO3.
+func (s *Session) Protocol() int { return s.protocol }
+
+// opened tells the handler that the open packet is on its way.
+func (s *Session) opened() {
+	if o, ok := s.handler.(Opener); ok {
+		o.OnOpen()
 	}
 }
 
@@ -204,7 +230,8 @@ var ErrQueueFull = errors.New("engine.io: write queue full")
 const frameOverhead = 40
 
 // Send queues frames to be written in order, together: no other frame is
-// put between them except a ping. When what waits to be written would
+// put between them except a ping. A revision 3 session takes binary
+// frames as EIO3Frames makes them. When what waits to be written would
 // exceed Options.MaxQueuedBytes, the session is closed instead.
 func (s *Session) Send(frames ...Frame) error { return s.send(frames, false) }
 
@@ -341,13 +368,58 @@ func (s *Session) takeQueueLocked() ([]Frame, int64) {
 // takeQueueLocked and now written (or failed).
 func (s *Session) wroteLocked(size int64) { s.writingBytes -= size }
 
-// startHeartbeat schedules the first ping.
+// startHeartbeat schedules the first ping. In revision 3 the client pings
+// instead: the session ends when it does not for the ping interval and
+// timeout together.
 func (s *Session) startHeartbeat() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state == stateOpen {
-		s.heartbeat = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+	if s.state != stateOpen {
+		return
 	}
+	if s.protocol == Protocol3 {
+		s.heartbeat = time.AfterFunc(s.clientPingTimeout(), s.onClientSilent)
+		return
+	}
+	s.heartbeat = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+}
+
+// clientPingTimeout is how long a revision 3 client may go without a ping.
+func (s *Session) clientPingTimeout() time.Duration {
+	return s.srv.opts.PingInterval + s.srv.opts.PingTimeout
+}
+
+// onClientSilent closes a revision 3 session whose client stopped pinging.
+func (s *Session) onClientSilent() {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	if s.readPaused != nil {
+		// The ping may wait unread behind the client's events.
+		s.heartbeat.Reset(s.clientPingTimeout())
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.Abort(ReasonPingTimeout)
+}
+
+// onClientPing answers a revision 3 client's ping with a pong and waits
+// for the next ping.
+func (s *Session) onClientPing() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateOpen {
+		return
+	}
+	if s.heartbeat != nil {
+		s.heartbeat.Reset(s.clientPingTimeout())
+	}
+	s.queue = append(s.queue, pongFrame)
+	s.queuedBytes += int64(len(pongFrame.Data)) + frameOverhead
+	s.wakeLocked()
 }
 
 // onHeartbeat sends a ping, or closes the session when the previous ping
@@ -399,10 +471,18 @@ func (s *Session) receive(p Packet) {
 			s.handler.OnMessage(p.Data, p.Binary)
 		}
 	case Pong:
+		if s.protocol == Protocol3 {
+			s.Abort(ReasonTransportError) // the heartbeat runs the other way
+			return
+		}
 		s.onPong()
 	case Close:
 		s.Abort(ReasonTransportClose)
 	case Ping:
+		if s.protocol == Protocol3 {
+			s.onClientPing()
+			return
+		}
 		// Clients answer pings in Engine.IO v4; they never send one
 		// outside of an upgrade probe.
 		s.Abort(ReasonTransportError)

@@ -37,6 +37,7 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.queue = append(s.queue, s.openPacket([]string{}))
 	s.mu.Unlock()
+	s.opened()
 	srv.setHeaders(w.Header(), r, true)
 	conn, err := srv.accept(w, r)
 	if err != nil {
@@ -183,6 +184,21 @@ func (s *Session) endUpgrade(conn *ws.Conn) bool {
 // arrive; no goroutine waits for an idle client.
 func (s *Session) serveWebSocket(conn *ws.Conn) {
 	conn.Serve(func(m ws.Message) {
+		if s.protocol == Protocol3 {
+			var p Packet
+			var err error
+			if m.Binary {
+				p, err = decodeBinary3(m.Data)
+			} else {
+				p, err = DecodePacket3(m.Data)
+			}
+			if err != nil {
+				s.Abort(ReasonParseError)
+				return
+			}
+			s.receive(p)
+			return
+		}
 		if m.Binary {
 			s.receive(Packet{Type: Message, Data: m.Data, Binary: true})
 			return
@@ -231,7 +247,14 @@ func (s *Session) writeLoop() {
 			return
 		}
 		s.mu.Unlock()
-		err := conn.WriteMessages(frames...)
+		out := frames
+		if s.b64 {
+			out = make([]Frame, len(frames))
+			for i, f := range frames {
+				out[i] = base64Frame(f)
+			}
+		}
+		err := conn.WriteMessages(out...)
 		s.mu.Lock()
 		s.wroteLocked(size)
 		if err != nil {
