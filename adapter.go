@@ -111,8 +111,16 @@ type delivery struct {
 func (a *LocalAdapter) deliver(p Packet, opts BroadcastOptions) delivery {
 	frames := a.nsp.hub.encodeFrames(a.packet(p, parser.NoID))
 	uncompressed(frames, opts)
+	var v3 []engineio.Frame // frames for v2 clients, made for the first
 	var d delivery
 	a.nsp.each(opts, func(s *Socket) {
+		frames := frames
+		if s.conn.v3 {
+			if v3 == nil {
+				v3 = engineio.EIO3Frames(frames)
+			}
+			frames = v3
+		}
 		if opts.Volatile {
 			if !s.conn.sess.SendVolatile(frames...) {
 				d.volatileDropped++
@@ -171,7 +179,15 @@ func (a *LocalAdapter) BroadcastWithAck(ctx context.Context, p Packet, opts Broa
 	frames := a.nsp.hub.encodeFrames(a.packet(p, id))
 	uncompressed(frames, opts)
 	var reached []*Socket
+	var v3 []engineio.Frame // frames for v2 clients, made for the first
 	for _, s := range a.nsp.selected(opts) {
+		frames := frames
+		if s.conn.v3 {
+			if v3 == nil {
+				v3 = engineio.EIO3Frames(frames)
+			}
+			frames = v3
+		}
 		if s.addAck(id, ack) && s.conn.sess.Send(frames...) == nil {
 			reached = append(reached, s)
 			if s.listensOutgoing() {

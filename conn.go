@@ -6,7 +6,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +22,11 @@ type conn struct {
 	hub       *Hub
 	sess      *engineio.Session
 	handshake Handshake // of the first request, shared by every socket
+	// v3 marks a Socket.IO v2 client (Engine.IO 3, Socket.IO protocol
+	// v4): its main namespace connects without a CONNECT, other
+	// namespaces take the query in the namespace, and its sockets' ids
+	// derive from the engine's.
+	v3 bool
 
 	dec parser.Decoder // the hub codec's state; used only from OnMessage, which the engine serializes
 
@@ -44,7 +51,8 @@ type inbound struct {
 
 // newConn is the engine's NewSession hook.
 func (h *Hub) newConn(sess *engineio.Session, r *http.Request) engineio.Handler {
-	c := &conn{hub: h, sess: sess, sockets: make(map[string]*Socket), handshake: newHandshake(r)}
+	c := &conn{hub: h, sess: sess, sockets: make(map[string]*Socket), handshake: newHandshake(r),
+		v3: sess.Protocol() == engineio.Protocol3}
 	if !h.addConn(c) {
 		return nil // shutting down: the handshake is refused
 	}
@@ -53,6 +61,15 @@ func (h *Hub) newConn(sess *engineio.Session, r *http.Request) engineio.Handler 
 	c.mu.Unlock()
 	h.noteConnectionOpened(sess.Transport())
 	return c
+}
+
+// OnOpen is called by the engine once the open packet is on its way. A v2
+// client is connected to the main namespace at once, as Node does, with
+// an empty auth; it sends no CONNECT for it.
+func (c *conn) OnOpen() {
+	if c.v3 {
+		c.join(c.hub.main, json.RawMessage(`{}`))
+	}
 }
 
 // OnUpgrade is called by the engine when the connection moved to
@@ -80,6 +97,9 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 	}
 	if p == nil {
 		return // waiting for attachments
+	}
+	if c.v3 {
+		c.splitNamespace(p)
 	}
 
 	c.mu.Lock()
@@ -155,6 +175,54 @@ func (c *conn) join(n *Namespace, auth json.RawMessage) {
 	s.enqueue(s.runConnect)
 }
 
+// splitNamespace reads the namespace of a v2 client's packet as Node
+// does, as a URL path relative to the root: "/admin?token=x" is the
+// namespace "/admin", and a CONNECT's auth is its query as a JSON object
+// of strings (the last of repeated keys), {} without one.
+func (c *conn) splitNamespace(p *parser.Packet) {
+	name := p.Namespace
+	plain := strings.HasPrefix(name, "/") && !strings.HasPrefix(name, "//") &&
+		!strings.ContainsAny(name, "?#%\\.")
+	var query url.Values
+	if !plain {
+		if u, err := url.Parse(name); err == nil {
+			query = u.Query()
+			u = (&url.URL{Scheme: "https", Host: "socket.io", Path: "/"}).ResolveReference(u)
+			name = u.EscapedPath()
+		}
+	}
+	p.Namespace = name
+	if p.Type != parser.Connect {
+		return
+	}
+	auth := make(map[string]string, len(query))
+	for k, v := range query {
+		auth[k] = v[len(v)-1]
+	}
+	p.Data, _ = json.Marshal(auth) // strings always encode
+}
+
+// frames returns frames as this connection's engine session takes them.
+func (c *conn) frames(frames []engineio.Frame) []engineio.Frame {
+	if c.v3 {
+		return engineio.EIO3Frames(frames)
+	}
+	return frames
+}
+
+// socketID returns the id of a new socket of this connection in namespace
+// n: a random one, or for a v2 client the engine's id, preceded by the
+// namespace and "#" but in the main namespace, as Node names them.
+func (c *conn) socketID(n *Namespace) string {
+	if !c.v3 {
+		return newSocketID()
+	}
+	if n.name == "/" {
+		return c.sess.ID()
+	}
+	return n.name + "#" + c.sess.ID()
+}
+
 // refuseNamespace answers a CONNECT to a namespace that does not exist.
 func (c *conn) refuseNamespace(name string) {
 	c.send(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
@@ -216,13 +284,13 @@ func (c *conn) forget(s *Socket) {
 
 // send encodes p and queues it on the session.
 func (c *conn) send(p *parser.Packet) error {
-	return c.sess.Send(c.hub.encodeFrames(p)...)
+	return c.sess.Send(c.frames(c.hub.encodeFrames(p))...)
 }
 
 // reply sends p from the goroutine that handles this connection's events,
 // writing it there when nothing else is being written.
 func (c *conn) reply(p *parser.Packet) error {
-	return c.sess.SendReply(c.hub.encodeFrames(p)...)
+	return c.sess.SendReply(c.frames(c.hub.encodeFrames(p))...)
 }
 
 // abort closes every socket with reason and the engine session at once.

@@ -115,6 +115,21 @@ type Options struct {
 	// Compression enables permessage-deflate on websockets when the client
 	// offers it. The official server leaves it off.
 	Compression bool
+	// AllowEIO3 accepts Socket.IO v2 clients (socket.io-client 2.x:
+	// Engine.IO 3, Socket.IO protocol v4) next to current ones, as Node's
+	// allowEIO3: true. Without it their handshakes are refused with 400
+	// {"code":5,"message":"Unsupported protocol version"}. They share
+	// namespaces, rooms and broadcasts with the others and use the hub's
+	// Parser. As Node has it for them, a v2 client is connected to the
+	// main namespace as soon as its session opens (its middleware runs
+	// then, with an empty auth); a CONNECT to another namespace carries
+	// the client's query, which becomes the socket's Handshake().Auth as
+	// a JSON object of strings; a socket's ID is the engine session's id,
+	// preceded by the namespace and "#" outside the main one; a refusal
+	// sends the ConnectError's Data, or the error's message, alone. The
+	// client pings and the server answers: PingInterval+PingTimeout
+	// without a ping from it closes the connection.
+	AllowEIO3 bool
 	// AllowRequest, when set, vets each handshake request; returning an
 	// error refuses it (HTTP 403 with the error's text). Handshake
 	// middleware wrapped around the Hub is the other way to do this.
@@ -336,6 +351,7 @@ func newHub(opts *Options, noPoller bool) *Hub {
 		AllowCredentials: h.opts.AllowCredentials,
 		Compression:      h.opts.Compression,
 		AllowRequest:     h.opts.AllowRequest,
+		AllowEIO3:        h.opts.AllowEIO3,
 		NoPoller:         noPoller,
 		NewSession:       h.newConn,
 

@@ -250,7 +250,7 @@ func (h *Hub) canReplay(missed []Packet) bool {
 
 // reset makes a socket whose recovery failed a new one.
 func (s *Socket) reset() {
-	s.id, s.pid, s.recovered = newSocketID(), newSocketID(), false
+	s.id, s.pid, s.recovered = s.conn.socketID(s.nsp), newSocketID(), false
 	s.SetData(nil)
 }
 
@@ -286,7 +286,7 @@ func (s *Socket) attach(rooms []string, missed []Packet) {
 		return
 	}
 	for _, p := range missed {
-		s.conn.sess.Send(s.nsp.hub.encodeFrames(s.nsp.local.packet(p, parser.NoID))...)
+		s.conn.sess.Send(s.conn.frames(s.nsp.hub.encodeFrames(s.nsp.local.packet(p, parser.NoID)))...)
 	}
 	s.sendConnectReply()
 }

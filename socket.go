@@ -141,7 +141,7 @@ func newSocket(n *Namespace, c *conn, auth json.RawMessage) *Socket {
 	hs := c.handshake // Header and Query are shared with the connection's other sockets
 	hs.Auth, hs.Issued = auth, time.Now()
 	s := &Socket{
-		id:        newSocketID(),
+		id:        c.socketID(n),
 		nsp:       n,
 		conn:      c,
 		handshake: &hs,
@@ -444,6 +444,11 @@ func (s *Socket) connectFailed() {
 // sendConnectReply confirms the connection to the client, with the
 // socket's private session id when recovery is on.
 func (s *Socket) sendConnectReply() {
+	if s.conn.v3 {
+		// Socket.IO protocol v4: no data; the client's id is its own.
+		s.conn.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID})
+		return
+	}
 	reply, _ := json.Marshal(struct {
 		SID string `json:"sid"`
 		PID string `json:"pid,omitempty"`
@@ -465,7 +470,19 @@ func (s *Socket) refuse(err error) {
 	if callback.IsPanic(err) {
 		payload.Message = "internal server error"
 	}
-	data, merr := json.Marshal(payload)
+	var data []byte
+	var merr error
+	if s.conn.v3 {
+		// Socket.IO protocol v4 carries one value, as Node sends it:
+		// the error's data if any, its message otherwise.
+		if payload.Data != nil {
+			data, merr = json.Marshal(payload.Data)
+		} else {
+			data, merr = json.Marshal(payload.Message)
+		}
+	} else {
+		data, merr = json.Marshal(payload)
+	}
 	if merr != nil {
 		data, _ = json.Marshal(map[string]string{"message": payload.Message})
 	}
