@@ -175,6 +175,56 @@ const scenarios = {
       next(err);
     });
   },
+  // What v2.js drives, with RALLY_EIO3=1: the handlers of v2Handlers in
+  // interop_v2_test.go.
+  eio3(io) {
+    let last = '';
+    io.on('connection', (socket) => {
+      socket.emit('greetings', 'Hey!', { ms: 'jane' }, Buffer.from([4, 3, 2, 1]));
+      socket.on('message', (data) => socket.send(data));
+      socket.on('salutations', () => {});
+      socket.on('whoami', (cb) => cb({ id: socket.id, query: { name: socket.handshake.query.name || '' } }));
+      socket.on('echo', (...args) => args.pop()(...args));
+      socket.on('divide', (a, b, cb) => (b === 0 ? cb({ error: 'division by zero' }) : cb(a / b)));
+      socket.on('ask me', async (cb) => cb(await socket.timeout(5000).emitWithAck('ask', Buffer.from([5, 6]))));
+      socket.on('join', (room, cb) => {
+        socket.join(room);
+        cb();
+      });
+      socket.on('to room', (room, cb) => {
+        socket.to(room).emit('room news', 'hi', Buffer.from([1]));
+        cb();
+      });
+      socket.on('everyone', (cb) => {
+        io.emit('all news', { bin: Buffer.from([2]) });
+        cb();
+      });
+      socket.on('tell room', (room, cb) => {
+        io.to(room).emit('room news', 'hi', Buffer.from([1]), { bin: Buffer.from([2]) });
+        cb();
+      });
+      socket.on('poll room', async (room, cb) => {
+        const answers = await io.to(room).timeout(5000).emitWithAck('poll', Buffer.from([7]));
+        cb(answers.sort((a, b) => String(a).localeCompare(String(b))));
+      });
+      socket.on('last reason', (cb) => cb(last));
+    });
+    const admin = io.of('/admin');
+    admin.use((socket, next) => next(socket.handshake.auth.token === 'secret' ? undefined : new Error('bad token')));
+    admin.on('connection', (socket) => {
+      socket.on('where', (b, cb) => cb({ nsp: socket.nsp.name, token: socket.handshake.auth.token, bin: b, id: socket.id }));
+      socket.on('kick me', () => socket.disconnect());
+      socket.on('disconnect', (reason) => {
+        last = reason;
+      });
+    });
+    io.of('/private').use((socket, next) => {
+      const err = new Error('not authorized');
+      err.data = { code: 42 };
+      next(err);
+    });
+    io.of('/denied').use((socket, next) => next(new Error('go away')));
+  },
 };
 
 const name = process.argv[2];
@@ -183,6 +233,7 @@ const httpServer = createServer();
 const io = new Server(httpServer, {
   perMessageDeflate: process.env.RALLY_TRANSPORT === 'deflate' ? { threshold: 0 } : false,
   parser: process.env.RALLY_PARSER === 'msgpack' ? require('socket.io-msgpack-parser') : undefined,
+  allowEIO3: process.env.RALLY_EIO3 === '1',
   connectionStateRecovery: process.env.RALLY_RECOVERY_MS
     ? { maxDisconnectionDuration: Number(process.env.RALLY_RECOVERY_MS) }
     : undefined,
