@@ -32,7 +32,15 @@ func (e *echo) OnMessage(data []byte, binary bool) {
 	if binary {
 		f = Frame{Data: data, Binary: true}
 	}
-	e.s.Send(f)
+	e.s.Send(framesFor(e.s, f)...)
+}
+
+// framesFor frames f for s's revision.
+func framesFor(s *Session, f Frame) []Frame {
+	if s.Protocol() == Protocol3 {
+		return EIO3Frames([]Frame{f})
+	}
+	return []Frame{f}
 }
 
 func (e *echo) OnClose(reason string) {
