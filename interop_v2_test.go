@@ -27,7 +27,7 @@ var v2Modes = []struct {
 	b64  bool
 }{
 	{"default", false}, {"websocket", false}, {"polling", false},
-	{"websocket", true}, {"polling", true},
+	{"default", true}, {"websocket", true}, {"polling", true},
 }
 
 func forEachV2Mode(t *testing.T, f func(t *testing.T, mode string, b64 bool)) {
@@ -177,7 +177,7 @@ func v2Transcript(t *testing.T, url, mode string, b64 bool) map[string]any {
 // v2Node starts v2.js with part against url.
 func v2Node(t *testing.T, url, mode string, b64 bool, part string) *nodetest.Process {
 	t.Helper()
-	env := []string{"RALLY_URL=" + url, "RALLY_TRANSPORT=" + mode}
+	env := []string{"RALLY_URL=" + url, "RALLY_TRANSPORT=" + mode, "RALLY_IDLE_MS=1500"}
 	if b64 {
 		env = append(env, "RALLY_B64=1")
 	}
@@ -235,5 +235,23 @@ func TestInteropV2MixedRoom(t *testing.T) {
 		checkJSON(t, "the acks", asBuffers(l.Get("answers")), []any{
 			[]any{"v2", buf([]byte{7})}, []any{"v4", buf([]byte{7})},
 		})
+	})
+}
+
+// The client pings and the hub answers: with a ping interval and timeout
+// of 200 ms a v2 client stays connected for 1.5 s on every transport,
+// its engine getting a pong for each of its pings.
+func TestInteropV2Heartbeat(t *testing.T) {
+	forEachV2Mode(t, func(t *testing.T, mode string, b64 bool) {
+		srv := startInterop(t, mode, &rally.Options{AllowEIO3: true,
+			PingInterval: 200 * time.Millisecond, PingTimeout: 200 * time.Millisecond}, nil)
+		v2Handlers(srv.hub)
+		l := waitEvent(t, v2Node(t, srv.url, mode, b64, "idle"), "idle", nil)
+		if l.Get("connected") != true || l.Get("reason") != nil || l.Get("echo") != "still here" {
+			t.Errorf("after 1.5 s: %v", l)
+		}
+		if n, _ := l.Get("pongs").(float64); n < 4 {
+			t.Errorf("%v pongs in 1.5 s with a 200 ms ping interval", l.Get("pongs"))
+		}
 	})
 }

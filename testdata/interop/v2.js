@@ -8,7 +8,9 @@
 //          middleware reads the query, connect errors and disconnections
 //          both ways, printed as one "transcript" line;
 //   mixed  a v2 client and a current (v4) client in one room, each
-//          printing the broadcast it received.
+//          printing the broadcast it received;
+//   idle   a client that stays connected for RALLY_IDLE_MS, its engine
+//          pinging the server, then prints how many pongs it got.
 //
 // RALLY_TRANSPORT as in lib.js ("default", "websocket", "polling"), and
 // RALLY_B64=1 for forceBase64 (binary as base64 text, b64=1).
@@ -184,6 +186,22 @@ async function mixed() {
   lib.out({ event: 'done' });
 }
 
+// idle keeps a connection for RALLY_IDLE_MS and counts its heartbeats.
+async function idle() {
+  const s = connect('/', { forceNew: true });
+  await connected(s);
+  let pongs = 0;
+  let reason = null;
+  s.io.engine.on('pong', () => pongs++);
+  s.on('disconnect', (r) => { reason = r; });
+  await new Promise((resolve) => setTimeout(resolve, Number(process.env.RALLY_IDLE_MS)));
+  const [echo] = await ack(s, 'echo', 'still here');
+  lib.out({ event: 'idle', pongs, reason, connected: s.connected, echo });
+  s.close();
+  lib.out({ event: 'done' });
+}
+
 if (part === 'all') all().catch(lib.fatal);
+else if (part === 'idle') idle().catch(lib.fatal);
 else if (part === 'mixed') mixed().catch(lib.fatal);
 else lib.fatal(new Error(`unknown part ${part}`));
