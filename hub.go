@@ -125,7 +125,9 @@ type Options struct {
 	// then, with an empty auth); a CONNECT to another namespace carries
 	// the client's query, which becomes the socket's Handshake().Auth as
 	// a JSON object of strings; a socket's ID is the engine session's id,
-	// preceded by the namespace and "#" outside the main one; a refusal
+	// preceded by the namespace and "#" outside the main one (the client
+	// computes it so: whoever learns such an ID while the connection lasts
+	// holds its sid, so do not show v2 clients' IDs to others); a refusal
 	// sends the ConnectError's Data, or the error's message, alone. The
 	// client pings and the server answers: PingInterval+PingTimeout
 	// without a ping from it closes the connection.
@@ -171,7 +173,8 @@ type Options struct {
 	// handshake request, in place of the default: 20 URL-safe characters
 	// from crypto/rand. It is Node's engine.generateId (io.engine.generateId
 	// = (req) => …), and like it changes the engine's id only: socket ids
-	// (Socket.ID) stay random and separate, as Socket.IO v5 has them. It is
+	// (Socket.ID) stay random and separate, as Socket.IO v5 has them (but
+	// for v2 clients: see AllowEIO3). It is
 	// called concurrently, once for each handshake that passed the other
 	// checks (origin, AllowRequest, protocol version), before anything is
 	// sent, on both transports (Node calls it after the 101 of a client
