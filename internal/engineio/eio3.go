@@ -192,12 +192,16 @@ const maxLengthDigits = 20
 // DecodePayload3 decodes a revision 3 polling payload, text or binary
 // (application/octet-stream), calling fn for each packet in order. It
 // stops at the first malformed packet and returns an error: the packets
-// before it have been handled. An empty text payload is malformed.
+// before it have been handled. An empty text payload is malformed, and so
+// is one that is not UTF-8.
 func DecodePayload3(body []byte, binary bool, fn func(Packet)) error {
 	if binary {
 		return decodeBinaryPayload3(body, fn)
 	}
-	if len(body) == 0 {
+	if len(body) == 0 || !utf8.Valid(body) {
+		// Lengths count UTF-16 code units of the text: text that is not
+		// UTF-8 has none to count (Node would count replacement
+		// characters).
 		return errPayload3
 	}
 	for len(body) > 0 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/rallyhq/rally/internal/fuzzseed"
 )
 
 // payloadCases are frames and the revision 3 payloads of them, as
@@ -141,6 +142,7 @@ func TestDecodePayload3Malformed(t *testing.T) {
 		{"binary length not digits", "\x00\x0a\xff4", true},
 		{"binary of another type", "\x01\x02\xff\x02\x00", true},
 		{"binary text not UTF-8", "\x00\x02\xff4\xff", true},
+		{"text not UTF-8", "2:4\xff", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := DecodePayload3([]byte(c.body), c.binary, func(Packet) {}); err == nil {
@@ -289,4 +291,51 @@ func TestEIO3WebSocket(t *testing.T) {
 	if r := ts.session(t, 0).wait(t); r != ReasonParseError {
 		t.Errorf("reason %q", r)
 	}
+}
+
+// payload3Seeds are revision 3 payloads, text ("t") and binary ("b").
+var payload3Seeds = []struct{ name, kind, data string }{
+	{"text", "t", "6:4hello1:2"},
+	{"non-ascii", "t", "11:4héllo € 😀"},
+	{"base64", "t", "4:451-6:b4AQL/"},
+	{"empty-packet", "t", "0:1:2"},
+	{"binary", "b", "\x00\x03\xff4\xc3\xa9\x01\x03\xff\x04\x01\x02"},
+	{"truncated", "b", "\x01\x09\xff\x04"},
+}
+
+// FuzzDecodePayload3: any body decodes or fails without panicking, and
+// what decodes encodes back (as the server writes it) to a payload that
+// decodes to the same packets.
+func FuzzDecodePayload3(f *testing.F) {
+	for _, s := range payload3Seeds {
+		fuzzseed.Add(f, s.name, []byte(s.kind), []byte(s.data))
+	}
+	f.Fuzz(func(t *testing.T, kind, body []byte) {
+		binary := len(kind) > 0 && kind[0] == 'b'
+		var frames []Frame
+		if DecodePayload3(body, binary, func(p Packet) {
+			if p.Binary {
+				frames = append(frames, Frame{Data: append([]byte{4}, p.Data...), Binary: true})
+			} else {
+				frames = append(frames, TextFrame(p.Type, string(p.Data)))
+			}
+		}) != nil || len(frames) == 0 {
+			return
+		}
+		for _, b64 := range []bool{false, true} {
+			enc, bin := AppendPayload3(nil, frames, b64)
+			i := 0
+			err := DecodePayload3(enc, bin, func(p Packet) {
+				f := frames[i]
+				i++
+				if p.Binary != f.Binary || (p.Binary && !bytes.Equal(p.Data, f.Data[1:])) ||
+					(!p.Binary && (p.Type != f.Data[0] || !bytes.Equal(p.Data, f.Data[1:]))) {
+					t.Fatalf("packet %d: %+v, from %q", i-1, p, f.Data)
+				}
+			})
+			if err != nil || i != len(frames) {
+				t.Fatalf("re-encoded %q (b64 %v): %v, %d of %d packets", enc, b64, err, i, len(frames))
+			}
+		}
+	})
 }
