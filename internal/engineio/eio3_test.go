@@ -339,3 +339,16 @@ func FuzzDecodePayload3(f *testing.F) {
 		}
 	})
 }
+
+// A client that pings without reading the pongs is closed once they fill
+// its queue, as one that does not read its messages.
+func TestEIO3PingFlood(t *testing.T) {
+	ts := newTestServer(t, Options{AllowEIO3: true, MaxQueuedBytes: 4 << 10, PingInterval: 300 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	sid := handshake3(t, ts, "")
+	q := "EIO=3&transport=polling&sid=" + sid
+	body := strings.Repeat("1:2", 200) // 200 pongs of 41 bytes each: more than 4 KiB
+	ts.do(t, "POST", q, body)
+	if r := ts.session(t, 0).wait(t); r != ReasonQueueFull {
+		t.Errorf("reason %q", r)
+	}
+}

@@ -251,17 +251,7 @@ func (s *Session) send(frames []Frame, inline bool) error {
 	for _, f := range frames {
 		size += int64(len(f.Data)) + frameOverhead
 	}
-	if limit := s.srv.opts.MaxQueuedBytes; limit > 0 && s.queuedBytes+s.writingBytes+size > limit {
-		// Closing takes the locks of the layers above, which the caller
-		// may hold (a broadcast in progress): close from a goroutine, and
-		// refuse further frames meanwhile.
-		s.state = stateClosing
-		s.closingReason = ReasonQueueFull
-		s.srv.wg.Add(1)
-		go func() {
-			defer s.srv.wg.Done()
-			s.Abort(ReasonQueueFull)
-		}()
+	if s.overflowLocked(size) {
 		s.mu.Unlock()
 		return ErrQueueFull
 	}
@@ -278,6 +268,26 @@ func (s *Session) send(frames []Frame, inline bool) error {
 	s.wakeLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// overflowLocked reports whether queueing size more bytes would exceed
+// MaxQueuedBytes, and then closes the session with ReasonQueueFull.
+func (s *Session) overflowLocked(size int64) bool {
+	limit := s.srv.opts.MaxQueuedBytes
+	if limit <= 0 || s.queuedBytes+s.writingBytes+size <= limit {
+		return false
+	}
+	// Closing takes the locks of the layers above, which the caller may
+	// hold (a broadcast in progress): close from a goroutine, and refuse
+	// further frames meanwhile.
+	s.state = stateClosing
+	s.closingReason = ReasonQueueFull
+	s.srv.wg.Add(1)
+	go func() {
+		defer s.srv.wg.Done()
+		s.Abort(ReasonQueueFull)
+	}()
+	return true
 }
 
 // SendVolatile queues frames only if the transport can write them at once:
@@ -417,8 +427,14 @@ func (s *Session) onClientPing() {
 	if s.heartbeat != nil {
 		s.heartbeat.Reset(s.clientPingTimeout())
 	}
+	// A client that pings without reading its pongs fills its queue as
+	// one that does not read its messages.
+	size := int64(len(pongFrame.Data)) + frameOverhead
+	if s.overflowLocked(size) {
+		return
+	}
 	s.queue = append(s.queue, pongFrame)
-	s.queuedBytes += int64(len(pongFrame.Data)) + frameOverhead
+	s.queuedBytes += size
 	s.wakeLocked()
 }
 
