@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rallyhq/rally/internal/fuzzseed"
+	"github.com/rallyhq/rally/internal/nodetest"
 )
 
 // payloadCases are frames and the revision 3 payloads of them, as
@@ -74,21 +77,25 @@ func TestPayload3(t *testing.T) {
 }
 
 // The official server's parser-v3 writes the payloads of payloadCases
-// byte for byte.
+// byte for byte, and the v2 client's parser reads them as the frames.
 func TestPayload3Node(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
-	}
+	node, root := nodetest.Node(t)
 	const script = `
 const p = require(require('node:path').resolve('node_modules/engine.io/build/parser-v3'));
+const client = require(require('node:path').resolve('node_modules/socket.io-client-v2/node_modules/engine.io-parser'));
 const cases = JSON.parse(process.argv[1]);
 const out = cases.map(([frames, b64]) => {
   const packets = frames.map(([text, bin]) => bin ? { type: 'message', data: Buffer.from(bin, 'hex').subarray(1) }
     : { type: ['open','close','ping','pong','message','upgrade','noop'][Number(text[0])], data: text.length > 1 ? text.slice(1) : undefined });
   let r;
   p.encodePayload(packets, !b64, (d) => { r = d; });
-  return typeof r === 'string' ? { text: r } : { binary: r.toString('hex') };
+  // What the v2 client's own parser (engine.io-parser 2.2) makes of it.
+  const decoded = [];
+  client.decodePayload(r, (pkt) => {
+    decoded.push(Buffer.isBuffer(pkt.data) ? ['', '04' + pkt.data.toString('hex')]
+      : [String(client.packets[pkt.type]) + (pkt.data === undefined ? '' : pkt.data), '']);
+  });
+  return typeof r === 'string' ? { text: r, decoded } : { binary: r.toString('hex'), decoded };
 });
 console.log(JSON.stringify(out));`
 	var in []any
@@ -105,18 +112,32 @@ console.log(JSON.stringify(out));`
 	}
 	arg, _ := json.Marshal(in)
 	cmd := exec.Command(node, "-e", script, string(arg))
-	cmd.Dir = "../../testdata"
+	cmd.Dir = filepath.Join(root, "testdata")
 	outb, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Skipf("node: %v: %s", err, outb) // the npm packages are not installed
+		t.Fatalf("node: %v: %s", err, outb)
 	}
-	var got []struct{ Text, Binary string }
+	var got []struct {
+		Text, Binary string
+		Decoded      [][2]string
+	}
 	if err := json.Unmarshal(outb, &got); err != nil {
 		t.Fatalf("%v: %s", err, outb)
 	}
 	for i, c := range payloadCases {
 		if got[i].Text != c.text || got[i].Binary != c.binary {
 			t.Errorf("%s: Node wrote %q %s, rally %q %s", c.name, got[i].Text, got[i].Binary, c.text, c.binary)
+		}
+		var want [][2]string
+		for _, f := range c.frames {
+			if f.Binary {
+				want = append(want, [2]string{"", hex.EncodeToString(f.Data)})
+			} else {
+				want = append(want, [2]string{string(f.Data), ""})
+			}
+		}
+		if !slices.Equal(got[i].Decoded, want) {
+			t.Errorf("%s: the v2 client's parser read %q, want %q", c.name, got[i].Decoded, want)
 		}
 	}
 }
