@@ -63,7 +63,13 @@ func TestStalledClient(t *testing.T) {
 
 	payload := strings.Repeat("x", 8<<10)
 	const messages = 2000 // 16 MB per client, far beyond what socket buffers hold
-	const batch = 16      // 128 KB, half the limit: readers keep up between batches
+	// 64 KB, a quarter of the limit: readers keep up between batches.
+	// A batch the reader has read may still count as being written
+	// while the next is queued (the writer accounts for a write once
+	// the system call returned, after the bytes reached the reader), so
+	// two batches must fit in the limit with room to spare: with half
+	// the limit, a reading client was disconnected about one run in four.
+	const batch = 8
 	var gone string
 	for i := range messages {
 		if err := hub.Emit("news", i, payload); err != nil {
