@@ -265,30 +265,31 @@ func (e *RecoveryError) Error() string { return "rally: connection state recover
 func (e *RecoveryError) Unwrap() error { return e.Err }
 
 // connectRecovered connects a socket restored from sess: it joins the
-// session's rooms and gets the CONNECT reply, then the missed events, at
-// once with respect to broadcasts. It reports false, having done nothing,
-// when the missed events can no longer be delivered.
-func (s *Socket) connectRecovered(sess *Session, offset string) (ok bool) {
+// session's rooms and gets the missed events, then the CONNECT reply, at
+// once with respect to broadcasts. ok is false, nothing having been done,
+// when the missed events can no longer be delivered; connected is false
+// when the connection closed meanwhile.
+func (s *Socket) connectRecovered(sess *Session, offset string) (ok, connected bool) {
 	if m, isMemory := s.nsp.adapter.(*memoryAdapter); isMemory {
 		return m.attach(s, sess, offset)
 	}
-	s.attach(sess.Rooms, sess.MissedPackets)
-	return true
+	return true, s.attach(sess.Rooms, sess.MissedPackets)
 }
 
 // attach connects s in rooms, then sends the missed events and the
 // CONNECT reply. The missed events come first, as from Node: the official
 // client keeps events that arrive before the reply and delivers them
 // before its "connect" event.
-func (s *Socket) attach(rooms []string, missed []Packet) {
+func (s *Socket) attach(rooms []string, missed []Packet) (connected bool) {
 	if !s.nsp.connect(s, rooms) {
 		s.connectFailed()
-		return
+		return false
 	}
 	for _, p := range missed {
 		s.conn.sess.Send(s.conn.frames(s.nsp.hub.encodeFrames(s.nsp.local.packet(p, parser.NoID)))...)
 	}
 	s.sendConnectReply()
+	return true
 }
 
 // persist keeps the session of a socket that disconnected for reason, if

@@ -137,16 +137,15 @@ func (m *memoryAdapter) take(pid, offset string) *Session {
 
 // attach connects a socket whose session take returned: it gets the
 // events its rooms missed after the offset, and then only live ones.
-func (m *memoryAdapter) attach(s *Socket, sess *Session, offset string) bool {
+func (m *memoryAdapter) attach(s *Socket, sess *Session, offset string) (ok, connected bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.pruneLocked(time.Now())
 	missed, ok := m.missedLocked(sess, offset)
 	if !ok || !s.nsp.hub.canReplay(missed) {
-		return false
+		return false, false
 	}
-	s.attach(sess.Rooms, missed)
-	return true
+	return true, s.attach(sess.Rooms, missed)
 }
 
 // missedLocked returns the events of the log after offset that reach

@@ -3,7 +3,9 @@ package rally_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,5 +154,44 @@ func TestRecoveryImmediateReconnect(t *testing.T) {
 	r.c.CloseNow()
 	if misses > 0 {
 		t.Errorf("%d of %d immediate reconnects not recovered", misses, rounds)
+	}
+}
+
+// TestOnConnectRunsWhenTheClientLeavesAtOnce connects clients that send
+// DISCONNECT the moment they read the CONNECT reply: each socket's
+// OnConnect handlers still run, before its OnDisconnect handlers, with and
+// without recovery. (TestDisconnect caught a version that skipped them
+// when the DISCONNECT was handled before the OnConnect handlers started,
+// about one run in ten under load.)
+func TestOnConnectRunsWhenTheClientLeavesAtOnce(t *testing.T) {
+	for _, recovery := range []*rally.Recovery{nil, {}} {
+		hub := rally.NewHub(&rally.Options{ConnectionStateRecovery: recovery})
+		var connects, joined atomic.Int64
+		done := make(chan struct{}, 1)
+		hub.OnConnect(func(s *rally.Socket) {
+			connects.Add(1)
+			s.Join("kept")
+		})
+		hub.OnDisconnect(func(s *rally.Socket, reason string) {
+			if slices.Contains(s.Rooms(), "kept") {
+				joined.Add(1)
+			}
+			done <- struct{}{}
+		})
+		srv := sockettest.NewServer(t, hub)
+		const rounds = 200
+		for range rounds {
+			r := dialRaw(t, srv)
+			r.text("40")
+			if reply := r.read(); !strings.HasPrefix(reply, "40") {
+				t.Fatalf("CONNECT reply %q", reply)
+			}
+			r.text("41")
+			<-done
+			r.c.CloseNow()
+		}
+		if connects.Load() != rounds || joined.Load() != rounds {
+			t.Errorf("recovery %v: %d OnConnect runs and %d sockets in their room at OnDisconnect, of %d", recovery != nil, connects.Load(), joined.Load(), rounds)
+		}
 	}
 }

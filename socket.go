@@ -387,12 +387,16 @@ func (s *Socket) runConnect() {
 	if ranMiddleware && !s.runMiddleware() {
 		return
 	}
-	if sess != nil && !s.connectRecovered(sess, offset) {
-		s.reset() // what it missed is gone: a new socket
-		if !s.runMiddleware() {
-			return
+	connected := false
+	if sess != nil {
+		var ok bool
+		if ok, connected = s.connectRecovered(sess, offset); !ok {
+			s.reset() // what it missed is gone: a new socket
+			if !s.runMiddleware() {
+				return
+			}
+			sess = nil
 		}
-		sess = nil
 	}
 	if sess == nil {
 		if !n.connect(s, nil) {
@@ -400,10 +404,13 @@ func (s *Socket) runConnect() {
 			return
 		}
 		s.sendConnectReply()
+		connected = true
 	}
-	if !s.isConnected() {
-		return
+	if !connected {
+		return // the connection closed meanwhile
 	}
+	// The OnConnect handlers run even if the client left meanwhile: its
+	// OnDisconnect handlers come after them.
 	if len(n.hub.observers()) > 0 {
 		n.hub.noteSocketConnected(s)
 		n.hub.noteRooms(s, s.Rooms(), true)
