@@ -412,7 +412,12 @@ func TestAckFailsOnDisconnect(t *testing.T) {
 
 func TestServerSideOperations(t *testing.T) {
 	hub := rally.NewHub(nil)
-	hub.OnConnect(func(s *rally.Socket) { s.SetData(map[string]string{"nick": s.Handshake().Query.Get("nick")}) })
+	// Set in middleware, before the socket can be fetched: OnConnect
+	// handlers run after the client has its CONNECT reply.
+	hub.Use(func(s *rally.Socket) error {
+		s.SetData(map[string]string{"nick": s.Handshake().Query.Get("nick")})
+		return nil
+	})
 	srv := sockettest.NewServer(t, hub)
 	a := join(t, srv, "/", &client.Options{Query: map[string][]string{"nick": {"ann"}}})
 	b := join(t, srv, "/", &client.Options{Query: map[string][]string{"nick": {"bob"}}})
