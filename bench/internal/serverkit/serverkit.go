@@ -82,6 +82,9 @@ type Server struct {
 	// Recovery says that the server honours -recovery (see Recovery);
 	// Run refuses the flag otherwise.
 	Recovery bool
+	// Msgpack says that the server honours -parser msgpack (see
+	// ParserName); Run refuses it otherwise.
+	Msgpack bool
 }
 
 // The flags every peer takes.
@@ -89,8 +92,17 @@ var (
 	addr       = flag.String("addr", "127.0.0.1:3000", "listen address (loopback)")
 	withPprof  = flag.Bool("pprof", false, "serve net/http/pprof at /debug/pprof/")
 	recoveryOn = flag.Bool("recovery", false, "turn connection state recovery on, with the library's defaults (servers that have it)")
+	parserName = flag.String("parser", "default", `Socket.IO parser: "default" or "msgpack" (servers that have it)`)
 	parseFlags = sync.OnceFunc(flag.Parse)
 )
+
+// ParserName parses the flags and returns the -parser value: "default"
+// (the library's default parser) or "msgpack" (socket.io-msgpack-parser's
+// format). A server that reads it sets Server.Msgpack.
+func ParserName() string {
+	parseFlags()
+	return *parserName
+}
 
 // Recovery parses the flags and reports whether -recovery was given: the
 // server is to turn connection state recovery on. A server that reads it
@@ -100,12 +112,20 @@ func Recovery() bool {
 	return *recoveryOn
 }
 
-// Run parses the flags (-addr, -pprof, -recovery), mounts the server at
+// Run parses the flags (-addr, -pprof, -recovery, -parser), mounts the server at
 // /socket.io/ next to the control endpoints, and serves until killed.
 func Run(s Server) {
 	parseFlags()
 	if *recoveryOn && !s.Recovery {
 		log.Fatalf("%s: -recovery is not supported", s.Name)
+	}
+	switch {
+	case *parserName == "default":
+	case *parserName == "msgpack" && s.Msgpack:
+	case *parserName == "msgpack":
+		log.Fatalf("%s: -parser msgpack is not supported", s.Name)
+	default:
+		log.Fatalf("%s: unknown -parser %q", s.Name, *parserName)
 	}
 
 	mux := http.NewServeMux()
@@ -123,6 +143,7 @@ func Run(s Server) {
 			"gomaxprocs": runtime.GOMAXPROCS(0),
 			"runtime":    runtime.Version(),
 			"recovery":   *recoveryOn,
+			"parser":     *parserName,
 		}
 		if r.URL.Query().Has("mem") {
 			var ms runtime.MemStats

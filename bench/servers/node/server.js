@@ -1,7 +1,8 @@
 // The official Node socket.io peer of the benchmark harness, with the
 // contract's handlers (see bench/README.md). Run with --expose-gc so that
 // POST /bench/gc can collect before memory is read. With -recovery it turns
-// connectionStateRecovery on, with its defaults.
+// connectionStateRecovery on, with its defaults; with -parser msgpack it uses
+// socket.io-msgpack-parser.
 'use strict';
 const http = require('node:http');
 const { performance } = require('node:perf_hooks');
@@ -9,14 +10,20 @@ const { Server } = require('socket.io');
 
 let addr = '127.0.0.1:3000';
 let recovery = false;
+let parser = 'default';
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   if (a === '-addr' || a === '--addr') addr = process.argv[++i];
   else if (a === '-recovery' || a === '--recovery') recovery = true;
+  else if (a === '-parser' || a === '--parser') parser = process.argv[++i];
   else {
     console.error(`node: unknown argument ${a}`);
     process.exit(2);
   }
+}
+if (parser !== 'default' && parser !== 'msgpack') {
+  console.error(`node: unknown -parser ${parser}`);
+  process.exit(2);
 }
 const sep = addr.lastIndexOf(':');
 const host = addr.slice(0, sep);
@@ -42,7 +49,7 @@ const srv = http.createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({
       server: 'node-socket.io', version, pid: process.pid, clients,
-      rss_bytes: process.memoryUsage.rss(), runtime: `node ${process.version}`, recovery,
+      rss_bytes: process.memoryUsage.rss(), runtime: `node ${process.version}`, recovery, parser,
     }));
     return;
   }
@@ -58,6 +65,7 @@ const srv = http.createServer((req, res) => {
 
 const opts = { serveClient: false };
 if (recovery) opts.connectionStateRecovery = {};
+if (parser === 'msgpack') opts.parser = require('socket.io-msgpack-parser');
 const io = new Server(srv, opts);
 io.on('connection', (socket) => {
   clients++;

@@ -1,6 +1,7 @@
 // Command rally is the rally peer of the benchmark harness: a Hub with the
 // contract's handlers (see bench/README.md). With -recovery it turns
-// connection state recovery on, with its defaults.
+// connection state recovery on, with its defaults; with -parser msgpack it
+// speaks socket.io-msgpack-parser's format (msgpackparser.Parser).
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rallyhq/rally"
 	"github.com/rallyhq/rally/bench/internal/serverkit"
+	"github.com/rallyhq/rally/msgpackparser"
 )
 
 func main() {
@@ -19,6 +21,9 @@ func main() {
 	}
 	if serverkit.Recovery() {
 		opts.ConnectionStateRecovery = &rally.Recovery{}
+	}
+	if serverkit.ParserName() == "msgpack" {
+		opts.Parser = msgpackparser.Parser{}
 	}
 	hub := rally.NewHub(opts)
 	hub.OnConnect(func(s *rally.Socket) { clients.Add(1) })
@@ -36,5 +41,6 @@ func main() {
 		Handler:  hub,
 		Clients:  clients.Load,
 		Recovery: true,
+		Msgpack:  true,
 	})
 }
