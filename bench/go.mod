@@ -7,6 +7,7 @@ replace github.com/rallyhq/rally => ../
 require (
 	github.com/coder/websocket v1.8.15
 	github.com/rallyhq/rally v0.0.0-00010101000000-000000000000
+	github.com/tinylib/msgp v1.6.5
 	github.com/zishang520/socket.io/servers/socket/v3 v3.0.6
 )
 
@@ -16,6 +17,7 @@ require (
 	github.com/gookit/color v1.6.1 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/klauspost/compress v1.20.0 // indirect
+	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.62.0 // indirect
 	github.com/quic-go/webtransport-go v0.13.0 // indirect

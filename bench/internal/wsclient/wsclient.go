@@ -1,7 +1,9 @@
 // Package wsclient is the load generator's client: a minimal RFC 6455
 // websocket client on a raw TCP connection, with just enough Engine.IO v4
 // and Socket.IO v5 framing to connect to the main namespace, answer pings,
-// emit events and read what the server sends. It allocates nothing per
+// emit events and read what the server sends, in the default parser's
+// text format or, with Options.Msgpack, socket.io-msgpack-parser's binary
+// one (msgpack.go). It allocates nothing per
 // message once a connection is up, so that thousands of connections cost
 // the load generator as little as possible.
 package wsclient
@@ -43,7 +45,11 @@ type Conn struct {
 	ctl  []byte // control frame payload, reused
 	wmu  sync.Mutex
 	wbuf []byte
+	pbuf []byte // the msgpack CONNECT being written, reused
 	mask uint32
+	// msgpack: Socket.IO packets are msgpack maps in binary messages.
+	msgpack bool
+	lastOp  byte // opcode of the message ReadMessage returned last
 }
 
 // Options configures Dial.
@@ -52,6 +58,10 @@ type Options struct {
 	ReadBuffer int
 	// Timeout bounds the TCP connect and the upgrade (10s when 0).
 	Timeout time.Duration
+	// Msgpack speaks socket.io-msgpack-parser's format: Join sends a
+	// msgpack CONNECT and HandleEngine passes binary messages on as
+	// Socket.IO packets.
+	Msgpack bool
 }
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -112,7 +122,7 @@ func Dial(addr, path string, opts Options) (*Conn, error) {
 		return nil, errors.New("wsclient: missing or wrong Sec-WebSocket-Accept")
 	}
 	nc.SetDeadline(time.Time{})
-	return &Conn{nc: nc, br: br, mask: uint32(keyBytes[0])<<24 | uint32(keyBytes[1])<<16 | uint32(keyBytes[2])<<8 | uint32(keyBytes[3]) | 1}, nil
+	return &Conn{nc: nc, br: br, msgpack: opts.Msgpack, mask: uint32(keyBytes[0])<<24 | uint32(keyBytes[1])<<16 | uint32(keyBytes[2])<<8 | uint32(keyBytes[3]) | 1}, nil
 }
 
 // SetReadDeadline sets the deadline of the next reads.
@@ -199,6 +209,7 @@ func (c *Conn) ReadMessage() (op byte, payload []byte, err error) {
 			op = fop
 		}
 		if fin {
+			c.lastOp = op
 			return op, c.msg, nil
 		}
 	}
@@ -212,6 +223,9 @@ func unmask(b []byte, key [4]byte) {
 
 // WriteText writes one text message.
 func (c *Conn) WriteText(p []byte) error { return c.writeFrame(OpText, p) }
+
+// WriteBinary writes one binary message.
+func (c *Conn) WriteBinary(p []byte) error { return c.writeFrame(OpBinary, p) }
 
 // WriteString writes one text message.
 func (c *Conn) WriteString(s string) error {
@@ -313,10 +327,20 @@ func OpenEngine(addr string, opts Options) (*Conn, error) {
 // client recovering its session), and waits up to timeout for the
 // answer. It returns the CONNECT reply's payload ({"sid":…} or
 // {"sid":…,"pid":…}), valid until the next read. A CONNECT_ERROR is an
-// error. Engine packets are handled meanwhile; every other message that
+// error. With Options.Msgpack the CONNECT is a msgpack map, auth must be
+// empty, and the reply's payload is the raw MessagePack of its data.
+// Engine packets are handled meanwhile; every other message that
 // comes before the reply (the events a recovered session missed) is
 // passed to before, if not nil, valid during the call.
 func (c *Conn) Join(auth []byte, timeout time.Duration, before func(m []byte)) ([]byte, error) {
+	if c.msgpack {
+		if len(auth) > 0 {
+			return nil, errors.New("wsclient: CONNECT auth is not supported with msgpack")
+		}
+		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		defer c.nc.SetReadDeadline(time.Time{})
+		return c.joinMsgpack(before)
+	}
 	c.wmu.Lock()
 	c.wbuf = c.appendHeader(c.wbuf[:0], OpText, 2+len(auth))
 	start := len(c.wbuf)
@@ -357,7 +381,12 @@ func (o Options) timeout() time.Duration {
 
 // HandleEngine handles the Engine.IO packets that are not messages: a ping
 // ("2") is answered with a pong. It reports whether m was such a packet.
+// With Options.Msgpack, a binary message (the one ReadMessage returned
+// last) is a Socket.IO packet, never an Engine.IO one.
 func (c *Conn) HandleEngine(m []byte) bool {
+	if c.msgpack && c.lastOp == OpBinary {
+		return false
+	}
 	if len(m) == 0 || m[0] == '4' {
 		return false
 	}
