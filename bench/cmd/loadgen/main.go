@@ -9,7 +9,8 @@
 // (emit-with-ack round trips), idle (server RSS growth per idle
 // connection), handshake (websocket-only connections/s) and jitter
 // (broadcasts delivered to clients whose connections keep being cut, with
-// or without connection state recovery).
+// or without connection state recovery). With -parser msgpack the clients
+// speak socket.io-msgpack-parser's format (all but jitter).
 package main
 
 import (
@@ -29,11 +30,13 @@ import (
 	"github.com/rallyhq/rally/bench/internal/hist"
 	"github.com/rallyhq/rally/bench/internal/proc"
 	"github.com/rallyhq/rally/bench/internal/wsclient"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // Result is what one run reports. Durations are in microseconds.
 type Result struct {
 	Scenario string  `json:"scenario"`
+	Parser   string  `json:"parser"`
 	Clients  int     `json:"clients"`
 	Seconds  float64 `json:"seconds"` // measured window
 	Ops      uint64  `json:"ops"`     // deliveries, acks or handshakes in the window
@@ -95,6 +98,8 @@ type config struct {
 	timeout     time.Duration
 	cpuProfile  string
 	heapProfile string
+	// msgpack: socket.io-msgpack-parser's format instead of the default.
+	msgpack bool
 	// jitter
 	rate     float64
 	cutEvery time.Duration
@@ -126,7 +131,18 @@ func main() {
 	flag.DurationVar(&c.downMax, "down-max", time.Second, "jitter: most time a client stays disconnected (uniform from -down-min)")
 	flag.BoolVar(&c.recovery, "recovery", false, "jitter: the server has connection state recovery on (its CONNECT replies must carry a pid)")
 	flag.Uint64Var(&c.seed, "seed", 1, "jitter: seed of the clients' cut and down times")
+	parserName := flag.String("parser", "default", `Socket.IO parser the server uses: "default" or "msgpack" (socket.io-msgpack-parser; not jitter)`)
 	flag.Parse()
+	switch *parserName {
+	case "default":
+	case "msgpack":
+		if c.scenario == "jitter" {
+			fatal(errors.New("-parser msgpack: not for the jitter scenario"))
+		}
+		c.msgpack = true
+	default:
+		fatal(fmt.Errorf("unknown -parser %q", *parserName))
+	}
 
 	if !strings.HasPrefix(c.addr, "127.") && !strings.HasPrefix(c.addr, "localhost:") && !strings.HasPrefix(c.addr, "[::1]:") {
 		fatal(fmt.Errorf("-addr must be a loopback address, got %q", c.addr))
@@ -165,6 +181,7 @@ func main() {
 	if res.Stats == nil {
 		res.Stats = serverStats(c.addr)
 	}
+	res.Parser = *parserName
 	json.NewEncoder(os.Stdout).Encode(res)
 	if err != nil {
 		os.Exit(1)
@@ -227,7 +244,7 @@ func setLatency(r *Result, h *hist.Histogram) {
 // its reader answers pings while the others connect).
 func connectAll(c config, n int, started func(*wsclient.Conn)) ([]*wsclient.Conn, float64, error) {
 	dial := func(int) (*wsclient.Conn, error) {
-		return wsclient.ConnectSocketIO(c.addr, wsclient.Options{ReadBuffer: c.readBuf})
+		return wsclient.ConnectSocketIO(c.addr, wsclient.Options{ReadBuffer: c.readBuf, Msgpack: c.msgpack})
 	}
 	return connectEach(c, n, dial, started)
 }
@@ -314,10 +331,20 @@ func runBroadcast(c config) (*Result, error) {
 				if err != nil {
 					return
 				}
-				if conn.HandleEngine(m) || len(m) < 3 || m[1] != '2' {
+				if conn.HandleEngine(m) {
 					continue
 				}
-				if t, ok := wsclient.IntField(m, "t"); ok {
+				var t int64
+				var ok, event bool
+				if c.msgpack {
+					t, ok, event = msgpackTick(m)
+				} else if event = len(m) >= 3 && m[1] == '2'; event {
+					t, ok = wsclient.IntField(m, "t")
+				}
+				if !event {
+					continue
+				}
+				if ok {
 					if measuring.Load() {
 						h.Record(time.Duration(time.Now().UnixMicro()-t) * time.Microsecond)
 					}
@@ -341,7 +368,7 @@ func runBroadcast(c config) (*Result, error) {
 	r.ConnRate = rate
 	logf("broadcast: %d connected (%.0f/s)", n, rate)
 
-	trigger := wsclient.AppendEvent(nil, -1, "blast", fmt.Appendf(nil, `{"n":%d,"pad":%d}`, batch, c.pad))
+	trigger := blast(c, batch)
 	per := uint64(batch * n)
 	// round sends one trigger and waits for all its deliveries.
 	round := func() bool {
@@ -349,7 +376,7 @@ func runBroadcast(c config) (*Result, error) {
 		if delivered.Load() >= target.Load() {
 			return true
 		}
-		if err := conns[0].WriteText(trigger); err != nil {
+		if err := send(c, conns[0], trigger); err != nil {
 			errs.Add(1)
 			return false
 		}
@@ -405,7 +432,7 @@ func runBroadcast(c config) (*Result, error) {
 	// Latency: one tick at a time, so that every server stamps a tick
 	// and then fans it out, whether it queues or writes synchronously.
 	if c.latDuration > 0 {
-		trigger = wsclient.AppendEvent(nil, -1, "blast", fmt.Appendf(nil, `{"n":1,"pad":%d}`, c.pad))
+		trigger = blast(c, 1)
 		per = uint64(n)
 		h.Reset()
 		measuring.Store(true)
@@ -425,6 +452,43 @@ func runBroadcast(c config) (*Result, error) {
 		}
 	}
 	return r, nil
+}
+
+// blast returns the trigger message: a "blast" event asking for n ticks
+// of c.pad bytes' padding, in the parser's format.
+func blast(c config, n int) []byte {
+	if !c.msgpack {
+		return wsclient.AppendEvent(nil, -1, "blast", fmt.Appendf(nil, `{"n":%d,"pad":%d}`, n, c.pad))
+	}
+	arg := msgp.AppendMapHeader(nil, 2)
+	arg = msgp.AppendString(arg, "n")
+	arg = msgp.AppendInt(arg, n)
+	arg = msgp.AppendString(arg, "pad")
+	arg = msgp.AppendInt(arg, c.pad)
+	return wsclient.AppendMsgpackEvent(nil, -1, "blast", arg)
+}
+
+// send writes a Socket.IO message: binary with msgpack, text otherwise.
+func send(c config, conn *wsclient.Conn, m []byte) error {
+	if c.msgpack {
+		return conn.WriteBinary(m)
+	}
+	return conn.WriteText(m)
+}
+
+// msgpackTick reports whether m, a msgpack packet, is an EVENT and returns
+// its first argument's "t", when it has one.
+func msgpackTick(m []byte) (t int64, ok, event bool) {
+	p, err := wsclient.DecodePacket(m)
+	if err != nil || p.Type != wsclient.PacketEvent {
+		return 0, false, false
+	}
+	_, args, err := wsclient.MsgpackEventName(p.Data)
+	if err != nil {
+		return 0, false, true
+	}
+	t, ok = wsclient.MsgpackIntField(args, "t")
+	return t, ok, true
 }
 
 // runEcho runs c.clients closed loops of emit-with-ack: each sends
@@ -454,9 +518,20 @@ func runEcho(c config) (*Result, error) {
 			var buf, payload []byte
 			for id := int64(0); !stop.Load(); id++ {
 				start := time.Now()
-				payload = fmt.Appendf(payload[:0], `{"t":%d,"i":%d,"p":"%s"}`, start.UnixMicro(), ci, pad)
-				buf = wsclient.AppendEvent(buf[:0], id, "echo", payload)
-				if err := conn.WriteText(buf); err != nil {
+				if c.msgpack {
+					payload = msgp.AppendMapHeader(payload[:0], 3)
+					payload = msgp.AppendString(payload, "t")
+					payload = msgp.AppendInt64(payload, start.UnixMicro())
+					payload = msgp.AppendString(payload, "i")
+					payload = msgp.AppendInt(payload, ci)
+					payload = msgp.AppendString(payload, "p")
+					payload = msgp.AppendString(payload, pad)
+					buf = wsclient.AppendMsgpackEvent(buf[:0], id, "echo", payload)
+				} else {
+					payload = fmt.Appendf(payload[:0], `{"t":%d,"i":%d,"p":"%s"}`, start.UnixMicro(), ci, pad)
+					buf = wsclient.AppendEvent(buf[:0], id, "echo", payload)
+				}
+				if err := send(c, conn, buf); err != nil {
 					errs.Add(1)
 					return
 				}
@@ -475,7 +550,11 @@ func runEcho(c config) (*Result, error) {
 					if conn.HandleEngine(m) {
 						continue
 					}
-					if got, ok := wsclient.AckID(m); ok && got == id {
+					if c.msgpack {
+						if p, err := wsclient.DecodePacket(m); err == nil && p.Type == wsclient.PacketAck && p.ID == id {
+							break
+						}
+					} else if got, ok := wsclient.AckID(m); ok && got == id {
 						break
 					}
 				}
@@ -590,7 +669,7 @@ func runHandshake(c config) (*Result, error) {
 			defer wg.Done()
 			for !stop.Load() {
 				start := time.Now()
-				conn, err := wsclient.ConnectSocketIO(c.addr, wsclient.Options{ReadBuffer: 4096})
+				conn, err := wsclient.ConnectSocketIO(c.addr, wsclient.Options{ReadBuffer: 4096, Msgpack: c.msgpack})
 				if err != nil {
 					errs.Add(1)
 					errMu.Lock()
