@@ -45,12 +45,15 @@ type peer struct {
 	// recovery: the server takes -recovery, which turns connection state
 	// recovery on.
 	recovery bool
+	// msgpack: the server takes -parser msgpack, which makes it speak
+	// socket.io-msgpack-parser's format.
+	msgpack bool
 }
 
 var peers = []peer{
-	{Key: "rally", Label: "rally", build: "./servers/rally", recovery: true,
+	{Key: "rally", Label: "rally", build: "./servers/rally", recovery: true, msgpack: true,
 		cmd: goServer("rally")},
-	{Key: "node", Label: "Node socket.io", build: "", recovery: true,
+	{Key: "node", Label: "Node socket.io", build: "", recovery: true, msgpack: true,
 		cmd: func(addr string, _ bool) []string {
 			return []string{"node", "--expose-gc", "servers/node/server.js", "-addr", addr}
 		}},
@@ -83,6 +86,21 @@ type scenario struct {
 	// Recovery runs the servers with connection state recovery on
 	// (-recovery); those without it are skipped (n/a).
 	Recovery bool
+	// Msgpack runs the servers and the load generator with
+	// socket.io-msgpack-parser's format (-parser msgpack); the servers
+	// without it are skipped (n/a).
+	Msgpack bool
+}
+
+// withMsgpack returns sc and its counterpart with the msgpack parser,
+// keyed KEY-msgpack.
+func withMsgpack(sc scenario) []scenario {
+	mp := sc
+	mp.Key += "-msgpack"
+	mp.Title += ", msgpack parser"
+	mp.Args = append(slices.Clone(sc.Args), "-parser", "msgpack")
+	mp.Msgpack = true
+	return []scenario{sc, mp}
 }
 
 // jitterScenarios are the jitter scenario with and without connection
@@ -103,32 +121,33 @@ func jitterScenarios(n int, rate float64, d, warmup, cutEvery time.Duration, dow
 func scenarios(smoke bool, d time.Duration) []scenario {
 	if smoke {
 		short := []string{"-duration", "700ms", "-warmup", "200ms"}
-		return append([]scenario{
-			{Key: "broadcast-100", Title: "broadcast to 100 clients", Kind: "broadcast",
-				Args: append([]string{"-clients", "100", "-batch", "20", "-latency-duration", "500ms"}, short...), profile: "cpu"},
-			{Key: "echo-10", Title: "emit-with-ack echo, 10 clients", Kind: "echo",
-				Args: append([]string{"-clients", "10"}, short...), profile: "cpu"},
-			{Key: "idle-500", Title: "500 idle connections", Kind: "idle",
+		var ss []scenario
+		ss = append(ss, withMsgpack(scenario{Key: "broadcast-100", Title: "broadcast to 100 clients", Kind: "broadcast",
+			Args: append([]string{"-clients", "100", "-batch", "20", "-latency-duration", "500ms"}, short...), profile: "cpu"})...)
+		ss = append(ss, withMsgpack(scenario{Key: "echo-10", Title: "emit-with-ack echo, 10 clients", Kind: "echo",
+			Args: append([]string{"-clients", "10"}, short...), profile: "cpu"})...)
+		return append(append(ss,
+			scenario{Key: "idle-500", Title: "500 idle connections", Kind: "idle",
 				Args: []string{"-clients", "500"}, profile: "heap"},
-			{Key: "handshake", Title: "websocket-only handshakes, 10 parallel", Kind: "handshake",
-				Args: append([]string{"-concurrency", "10"}, short...), profile: "cpu"},
-		}, jitterScenarios(20, 50, 1500*time.Millisecond, 200*time.Millisecond, 250*time.Millisecond,
-			[2]time.Duration{50 * time.Millisecond, 150 * time.Millisecond})...)
+			scenario{Key: "handshake", Title: "websocket-only handshakes, 10 parallel", Kind: "handshake",
+				Args: append([]string{"-concurrency", "10"}, short...), profile: "cpu"}),
+			jitterScenarios(20, 50, 1500*time.Millisecond, 200*time.Millisecond, 250*time.Millisecond,
+				[2]time.Duration{50 * time.Millisecond, 150 * time.Millisecond})...)
 	}
 	win := []string{"-duration", d.String(), "-warmup", "1s"}
-	return append([]scenario{
-		{Key: "broadcast-1k", Title: "broadcast to 1,000 clients", Kind: "broadcast",
-			Args: append([]string{"-clients", "1000", "-batch", "20", "-latency-duration", "3s"}, win...), profile: "cpu"},
-		{Key: "broadcast-5k", Title: "broadcast to 5,000 clients", Kind: "broadcast",
-			Args: append([]string{"-clients", "5000", "-batch", "4", "-latency-duration", "3s"}, win...), profile: "cpu"},
-		{Key: "echo-100", Title: "emit-with-ack echo, 100 clients", Kind: "echo",
-			Args: append([]string{"-clients", "100"}, win...), profile: "cpu"},
-		{Key: "idle-10k", Title: "10,000 idle connections", Kind: "idle",
+	ss := withMsgpack(scenario{Key: "broadcast-1k", Title: "broadcast to 1,000 clients", Kind: "broadcast",
+		Args: append([]string{"-clients", "1000", "-batch", "20", "-latency-duration", "3s"}, win...), profile: "cpu"})
+	ss = append(ss, scenario{Key: "broadcast-5k", Title: "broadcast to 5,000 clients", Kind: "broadcast",
+		Args: append([]string{"-clients", "5000", "-batch", "4", "-latency-duration", "3s"}, win...), profile: "cpu"})
+	ss = append(ss, withMsgpack(scenario{Key: "echo-100", Title: "emit-with-ack echo, 100 clients", Kind: "echo",
+		Args: append([]string{"-clients", "100"}, win...), profile: "cpu"})...)
+	return append(append(ss,
+		scenario{Key: "idle-10k", Title: "10,000 idle connections", Kind: "idle",
 			Args: []string{"-clients", "10000"}, profile: "heap"},
-		{Key: "handshake", Title: "websocket-only handshakes, 50 parallel", Kind: "handshake",
-			Args: append([]string{"-concurrency", "50"}, win...), profile: "cpu"},
-	}, jitterScenarios(500, 50, 15*time.Second, time.Second, 2*time.Second,
-		[2]time.Duration{100 * time.Millisecond, time.Second})...)
+		scenario{Key: "handshake", Title: "websocket-only handshakes, 50 parallel", Kind: "handshake",
+			Args: append([]string{"-concurrency", "50"}, win...), profile: "cpu"}),
+		jitterScenarios(500, 50, 15*time.Second, time.Second, 2*time.Second,
+			[2]time.Duration{100 * time.Millisecond, time.Second})...)
 }
 
 // Run is one scenario against one server.
@@ -413,6 +432,10 @@ func runOne(o options, sc scenario, p peer) Run {
 		r.Skipped = "no connection state recovery in this peer"
 		return r
 	}
+	if sc.Msgpack && !p.msgpack {
+		r.Skipped = "no socket.io-msgpack-parser format in this peer"
+		return r
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		r.Error = err.Error()
@@ -430,6 +453,9 @@ func runOne(o options, sc scenario, p peer) Run {
 	args := append(o.prefix(o.serverCPU), p.cmd(addr, profiling)...)
 	if sc.Recovery {
 		args = append(args, "-recovery")
+	}
+	if sc.Msgpack {
+		args = append(args, "-parser", "msgpack")
 	}
 	srv := exec.Command(args[0], args[1:]...)
 	srv.Stdout, srv.Stderr = srvLog, srvLog

@@ -189,6 +189,9 @@ func (rep *report) markdown() string {
 		if sc.Recovery {
 			fmt.Fprintf(&b, "- %s: connection state recovery on, with its defaults (rally `Recovery{}`, Node `connectionStateRecovery: {}`); n/a: the peer has none\n", sc.Key)
 		}
+		if sc.Msgpack {
+			fmt.Fprintf(&b, "- %s: the socket.io-msgpack-parser format (rally `msgpackparser.Parser{}`, Node `parser: require(\"socket.io-msgpack-parser\")` 3.0.2), one MessagePack map per binary message; n/a: not set up for the peer\n", sc.Key)
+		}
 	}
 	b.WriteString("\n")
 
