@@ -5,14 +5,9 @@ package rally_test
 //	go test -run '^$' -bench 'Broadcast$|BroadcastMsgpack|EventAck' -benchmem .
 
 import (
-	"bufio"
-	"fmt"
-	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tinylib/msgp/msgp"
 
@@ -38,48 +33,14 @@ func msgpackPacketType(m []byte) int {
 // binary message.
 func benchDialMsgpack(tb testing.TB, httpURL string) *benchConn {
 	tb.Helper()
-	addr := strings.TrimPrefix(httpURL, "http://")
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(nc, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s\r\n"+
-		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: YmVuY2htYXJrLWtleS0xMg==\r\n"+
-		"Sec-WebSocket-Version: 13\r\n\r\n", addr)
-	c := &benchConn{nc: nc, br: bufio.NewReaderSize(nc, 4096), hdr: make([]byte, 8)}
-	status, err := c.br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 101") {
-		tb.Fatalf("upgrade: %q %v", status, err)
-	}
-	for {
-		line, err := c.br.ReadString('\n')
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	if m, err := c.next(); err != nil || m[0] != '0' {
-		tb.Fatalf("open packet: %q %v", m, err)
-	}
+	c := benchOpen(tb, httpURL)
 	connect := msgp.AppendMapHeader(nil, 2)
 	connect = msgp.AppendString(connect, "type")
 	connect = msgp.AppendInt(connect, 0)
 	connect = msgp.AppendString(connect, "nsp")
 	connect = msgp.AppendString(connect, "/")
 	c.sendBinary(connect)
-	for {
-		m, err := c.next()
-		if err != nil {
-			tb.Fatalf("waiting for CONNECT: %v", err)
-		}
-		if msgpackPacketType(m) == 0 {
-			break
-		}
-	}
-	nc.SetDeadline(time.Time{})
+	c.joined(tb, func(m []byte) bool { return msgpackPacketType(m) == 0 })
 	return c
 }
 

@@ -60,6 +60,16 @@ type benchConn struct {
 
 func benchDial(tb testing.TB, httpURL string) *benchConn {
 	tb.Helper()
+	c := benchOpen(tb, httpURL)
+	c.send([]byte("40"))
+	c.joined(tb, func(m []byte) bool { return bytes.HasPrefix(m, []byte("40")) })
+	return c
+}
+
+// benchOpen opens a websocket Engine.IO session, not yet joined to any
+// namespace, with a deadline that joined clears.
+func benchOpen(tb testing.TB, httpURL string) *benchConn {
+	tb.Helper()
 	addr := strings.TrimPrefix(httpURL, "http://")
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -86,18 +96,23 @@ func benchDial(tb testing.TB, httpURL string) *benchConn {
 	if m, err := c.next(); err != nil || m[0] != '0' {
 		tb.Fatalf("open packet: %q %v", m, err)
 	}
-	c.send([]byte("40"))
+	return c
+}
+
+// joined reads until the CONNECT reply, which isReply recognizes, and
+// clears the connection's deadline.
+func (c *benchConn) joined(tb testing.TB, isReply func(m []byte) bool) {
+	tb.Helper()
 	for {
 		m, err := c.next()
 		if err != nil {
 			tb.Fatalf("waiting for CONNECT: %v", err)
 		}
-		if bytes.HasPrefix(m, []byte("40")) {
+		if isReply(m) {
 			break
 		}
 	}
-	nc.SetDeadline(time.Time{})
-	return c
+	c.nc.SetDeadline(time.Time{})
 }
 
 // next returns the next Engine.IO packet other than a ping (answered). The
