@@ -22,16 +22,15 @@ import (
 	"github.com/rallyhq/rally/sockettest"
 )
 
-// msgpackHandlers registers what server.js's "msgpack" scenario registers.
-func msgpackHandlers(hub *rally.Hub) {
+// clientScenarioHandlers registers the handlers that the msgpack and v2
+// client scripts share: greetings, message, echo, an error ack, a
+// server-side ack with binary, rooms and broadcasts.
+func clientScenarioHandlers(hub *rally.Hub) {
 	hub.OnConnect(func(s *rally.Socket) {
 		s.Emit("greetings", "Hey!", map[string]string{"ms": "jane"}, []byte{4, 3, 2, 1})
 	})
 	hub.On("message", func(s *rally.Socket, data string) { s.Send(data) })
 	hub.On("echo", func(s *rally.Socket, ack rally.Ack, args ...rally.Raw) { ack.Send(rally.Args(args)...) })
-	hub.On("types", func(s *rally.Socket) (int, int64, float64, []any, map[string]any, any) {
-		return 1, -(1 << 40), 0.25, []any{1, "x"}, map[string]any{}, nil
-	})
 	hub.On("divide", func(s *rally.Socket, a, b float64) (float64, error) {
 		if b == 0 {
 			return 0, errors.New("division by zero")
@@ -56,6 +55,14 @@ func msgpackHandlers(hub *rally.Hub) {
 	})
 	hub.On("everyone", func(s *rally.Socket) error {
 		return hub.Emit("all news", map[string]any{"bin": []byte{2}})
+	})
+}
+
+// msgpackHandlers registers what server.js's "msgpack" scenario registers.
+func msgpackHandlers(hub *rally.Hub) {
+	clientScenarioHandlers(hub)
+	hub.On("types", func(s *rally.Socket) (int, int64, float64, []any, map[string]any, any) {
+		return 1, -(1 << 40), 0.25, []any{1, "x"}, map[string]any{}, nil
 	})
 	hub.Of("/admin").On("where", func(s *rally.Socket, b []byte) (string, []byte) {
 		return s.Namespace().Name(), b

@@ -48,36 +48,7 @@ func forEachV2Mode(t *testing.T, f func(t *testing.T, mode string, b64 bool)) {
 // returns the salutations received.
 func v2Handlers(hub *rally.Hub) <-chan []any {
 	salutations := make(chan []any, 8)
-	hub.OnConnect(func(s *rally.Socket) {
-		s.Emit("greetings", "Hey!", map[string]string{"ms": "jane"}, []byte{4, 3, 2, 1})
-	})
-	hub.On("message", func(s *rally.Socket, data string) { s.Send(data) })
-	hub.On("echo", func(s *rally.Socket, ack rally.Ack, args ...rally.Raw) { ack.Send(rally.Args(args)...) })
-	hub.On("divide", func(s *rally.Socket, a, b float64) (float64, error) {
-		if b == 0 {
-			return 0, errors.New("division by zero")
-		}
-		return a / b, nil
-	})
-	hub.On("ask me", func(s *rally.Socket, ack rally.Ack) {
-		go func() {
-			ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
-			defer cancel()
-			r, err := s.EmitWithAck(ctx, "ask", []byte{5, 6})
-			if err != nil {
-				ack.Send(map[string]string{"error": err.Error()})
-				return
-			}
-			ack.Send(r.Values()...)
-		}()
-	})
-	hub.On("join", func(s *rally.Socket, room string) { s.Join(room) })
-	hub.On("to room", func(s *rally.Socket, room string) error {
-		return s.To(room).Emit("room news", "hi", []byte{1})
-	})
-	hub.On("everyone", func(s *rally.Socket) error {
-		return hub.Emit("all news", map[string]any{"bin": []byte{2}})
-	})
+	clientScenarioHandlers(hub)
 	hub.Of("/private").Use(func(s *rally.Socket) error {
 		return &rally.ConnectError{Message: "not authorized", Data: map[string]int{"code": 42}}
 	})
