@@ -2,6 +2,7 @@ package rally_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,9 +25,10 @@ import (
 type (
 	// note is a JSON object; a string is not one.
 	note struct{ Text string }
-	// stamped holds a time; encoding/json's error for a bad one
-	// (time.ParseError) quotes the input twice.
-	stamped struct{ When time.Time }
+	// stamped holds a clock, which parses its string with time.Parse:
+	// the *time.ParseError for a bad one quotes the input twice.
+	stamped struct{ When clock }
+	clock   time.Time
 	// counted has a string-tagged number; encoding/json's error quotes the
 	// string.
 	counted struct {
@@ -38,6 +40,16 @@ type (
 )
 
 func (*echoed) UnmarshalJSON(b []byte) error { return fmt.Errorf("not an echo: %s", b) }
+
+func (c *clock) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	*c = clock(t)
+	return err
+}
 
 // bigInput is the 900 KB string the attacks send; no Go type name, log
 // text or error message has a run of 32 'a's.

@@ -25,6 +25,8 @@ require (
 	github.com/rallyhq/rally/metrics v0.0.0-00010101000000-000000000000 // indirect
 	github.com/rallyhq/rally/redisadapter v0.0.0-00010101000000-000000000000 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	github.com/segmentio/asm v1.1.3 // indirect
+	github.com/segmentio/encoding v0.5.4 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect

@@ -80,6 +80,19 @@ type echo struct{}
 
 func (*echo) UnmarshalJSON(b []byte) error { return fmt.Errorf("not an echo: %s", b) }
 
+// clock parses its string with time.Parse, whose error quotes the input.
+type clock time.Time
+
+func (c *clock) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	*c = clock(t)
+	return err
+}
+
 // An ArgError's text is bounded whatever the decoder said; the error
 // itself keeps all of it, and the public message none.
 func TestArgErrorText(t *testing.T) {
@@ -94,7 +107,8 @@ func TestArgErrorText(t *testing.T) {
 		cause any // a pointer to the type of error Err wraps
 	}{
 		{"type mismatch", func(struct{ X int }) {}, []string{string(quoted)}, 1, "struct { X int }", new(*json.UnmarshalTypeError)},
-		{"time quoted twice", func(struct{ When time.Time }) {}, []string{`{"When":` + string(quoted) + `}`}, 1, "struct { When time.Time }", new(*time.ParseError)},
+		{"time.Time field", func(struct{ When time.Time }) {}, []string{`{"When":` + string(quoted) + `}`}, 1, "struct { When time.Time }", new(*json.UnmarshalTypeError)},
+		{"time.Parse in UnmarshalJSON", func(struct{ When clock }) {}, []string{`{"When":` + string(quoted) + `}`}, 1, "struct { When callback.clock }", new(*time.ParseError)},
 		{"string-tagged number", func(struct {
 			N int `json:",string"`
 		}) {
