@@ -93,13 +93,12 @@ func describeMachine(o options) machine {
 		rally += " + uncommitted changes in the work tree"
 	}
 	return machine{
-		Command:  cmd,
-		CPUs:     numCPU(),
-		CPUModel: cpuModel(),
-		Kernel:   strings.TrimSpace(string(kernel)),
-		MemTotal: memTotal(),
-		Pinning: fmt.Sprintf("each server pinned to CPU %d (taskset; Go servers get GOMAXPROCS=1 from the affinity), load generator pinned to CPU %d%s",
-			o.serverCPU, o.loadCPU, niceNote(o.nice)),
+		Command:   cmd,
+		CPUs:      numCPU(),
+		CPUModel:  cpuModel(),
+		Kernel:    strings.TrimSpace(string(kernel)),
+		MemTotal:  memTotal(),
+		Pinning:   pinning(o),
 		ServerCPU: o.serverCPU,
 		LoadCPU:   o.loadCPU,
 		Go:        runtime.Version(),
@@ -127,4 +126,19 @@ func fillVersions(m *machine, runs []Run) {
 			m.Versions[r.Server] = v
 		}
 	}
+}
+
+// pinning describes where the servers and the load generator run.
+func pinning(o options) string {
+	where := func(cpu int) string {
+		if cpu < 0 {
+			return "not pinned"
+		}
+		return fmt.Sprintf("pinned to CPU %d", cpu)
+	}
+	s := "each server " + where(o.serverCPU)
+	if o.serverCPU >= 0 {
+		s += " (taskset; Go servers get GOMAXPROCS=1 from the affinity)"
+	}
+	return s + ", load generator " + where(o.loadCPU) + niceNote(o.nice)
 }

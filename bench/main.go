@@ -188,8 +188,8 @@ func main() {
 	flag.StringVar(&scens, "scenarios", "", "scenarios to run, comma-separated keys (default all)")
 	flag.StringVar(&o.out, "out", "results", "directory for results.md, results.json, chart.svg, logs/ and profiles/")
 	flag.BoolVar(&o.profile, "profile", false, "take CPU (broadcast, echo, handshake) and heap (idle) profiles of the Go servers into OUT/profiles")
-	flag.IntVar(&o.serverCPU, "server-cpu", 0, "core the servers are pinned to")
-	flag.IntVar(&o.loadCPU, "load-cpu", 1, "core the load generator is pinned to")
+	flag.IntVar(&o.serverCPU, "server-cpu", 0, "core the servers are pinned to (-1: not pinned)")
+	flag.IntVar(&o.loadCPU, "load-cpu", 1, "core the load generator is pinned to (-1: not pinned)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured window of each timed scenario")
 	flag.BoolVar(&o.skipBuild, "skip-build", false, "use the binaries already in .build")
 	flag.DurationVar(&o.waitQuiet, "wait-quiet", 0, "before each run, wait up to this long for other processes to use less than -quiet-pct of the CPUs (the machine may be shared)")
@@ -528,6 +528,9 @@ func (o options) prefix(cpu int) []string {
 	var p []string
 	if o.nice != 0 {
 		p = append(p, "nice", "-n", strconv.Itoa(o.nice))
+	}
+	if cpu < 0 {
+		return p
 	}
 	return append(p, "taskset", "-c", strconv.Itoa(cpu))
 }
