@@ -14,10 +14,15 @@ type Queue struct {
 	Done func()
 
 	mu      sync.Mutex
-	jobs    []func()
+	jobs    []func() // jobs[head:] are waiting
+	head    int
 	running bool
 	drain   func() // q.run, kept to start drains without allocating
 }
+
+// keptJobs is the largest backing array an emptied queue keeps for its
+// next jobs, so that a queue used one job at a time does not allocate.
+const keptJobs = 8
 
 // Push queues job, starting a drain if none runs.
 func (q *Queue) Push(job func()) {
@@ -42,18 +47,23 @@ func (q *Queue) Push(job func()) {
 func (q *Queue) run() {
 	for {
 		q.mu.Lock()
-		if len(q.jobs) == 0 {
+		if q.head == len(q.jobs) {
 			q.running = false
-			q.jobs = nil
+			q.head = 0
+			if cap(q.jobs) > keptJobs {
+				q.jobs = nil // a burst's backlog is not kept
+			} else {
+				q.jobs = q.jobs[:0]
+			}
 			q.mu.Unlock()
 			if q.Done != nil {
 				q.Done()
 			}
 			return
 		}
-		job := q.jobs[0]
-		q.jobs[0] = nil
-		q.jobs = q.jobs[1:]
+		job := q.jobs[q.head]
+		q.jobs[q.head] = nil
+		q.head++
 		q.mu.Unlock()
 		job()
 	}
