@@ -10,7 +10,8 @@ var errNotArray = errors.New("not a JSON array")
 // SplitArray splits a valid JSON array into its elements without decoding
 // them.
 func SplitArray(data []byte) ([]json.RawMessage, error) {
-	var out []json.RawMessage
+	// Most packets are an event name and a few arguments: one allocation.
+	out := make([]json.RawMessage, 0, 4)
 	err := eachElement(data, func(elem []byte) bool {
 		out = append(out, elem)
 		return true
