@@ -37,6 +37,8 @@ func metricsOf(kind string) []metric {
 	switch kind {
 	case "broadcast":
 		return append([]metric{rate("deliveries/s (batches)"),
+			lat("burst_p50_us", "p50 delivery latency (batches)"),
+			lat("burst_p99_us", "p99 delivery latency (batches)"),
 			lat("p50_us", "p50 delivery latency (one tick at a time)"),
 			lat("p99_us", "p99 delivery latency (one tick at a time)"),
 			{Field: "latency_rate", Name: "deliveries/s (one tick at a time)", Format: fmtCount}}, cpu...)
@@ -318,12 +320,22 @@ func (rep *report) targets() []string {
 			if x, ok := ratio(sc.Key, "rate", "bare"); ok {
 				check(sc.Title+": deliveries/s ≥ 0.8× bare", fmt.Sprintf("%.2f×", x), x >= 0.8)
 			}
+			if x, ok := ratio(sc.Key, "rate", "node"); ok {
+				check(sc.Title+": deliveries/s ≥ 3× Node", fmt.Sprintf("%.2f×", x), x >= 3)
+			}
+			for _, l := range []struct{ field, mode string }{{"burst_p99_us", "batches"}, {"p99_us", "one tick at a time"}} {
+				r, ok1 := rep.value(sc.Key, "rally", l.field)
+				n, ok2 := rep.value(sc.Key, "node", l.field)
+				if ok1 && ok2 {
+					check(sc.Title+": p99 latency ("+l.mode+") ≤ Node's", fmt.Sprintf("%s vs %s", fmtMicros(r), fmtMicros(n)), r <= n)
+				}
+			}
 			if x, ok := ratio(sc.Key, "rate", "zishang"); ok {
 				check(sc.Title+": deliveries/s ≥ 1.5× zishang520", fmt.Sprintf("%.2f×", x), x >= 1.5)
 			}
 		case "echo":
 			if x, ok := ratio(sc.Key, "rate", "bare"); ok {
-				check(sc.Title+": acks/s ≥ 0.8× bare", fmt.Sprintf("%.2f×", x), x >= 0.8)
+				check(sc.Title+": acks/s ≥ 0.9× bare", fmt.Sprintf("%.2f×", x), x >= 0.9)
 			}
 			r, ok1 := rep.value(sc.Key, "rally", "p99_us")
 			n, ok2 := rep.value(sc.Key, "node", "p99_us")
@@ -332,7 +344,7 @@ func (rep *report) targets() []string {
 			}
 		case "handshake":
 			if x, ok := ratio(sc.Key, "rate", "bare"); ok {
-				check(sc.Title+": connections/s ≥ 0.8× bare", fmt.Sprintf("%.2f×", x), x >= 0.8)
+				check(sc.Title+": connections/s ≥ 0.9× bare", fmt.Sprintf("%.2f×", x), x >= 0.9)
 			}
 		case "jitter":
 			if !sc.Recovery {
@@ -351,7 +363,7 @@ func (rep *report) targets() []string {
 					f("out_of_order") == 0 && f("recovered") == f("reconnects"))
 		case "idle":
 			if x, ok := ratio(sc.Key, "per_conn_bytes", "node"); ok {
-				check(sc.Title+": memory per connection ≤ 0.8× Node's", fmt.Sprintf("%.2f×", x), x <= 0.8)
+				check(sc.Title+": memory per connection ≤ 0.5× Node's", fmt.Sprintf("%.2f×", x), x <= 0.5)
 			}
 		}
 	}
