@@ -7,9 +7,14 @@
 // longer than the pool's idle time exit, so an idle server holds none.
 // A Pool never limits concurrency: a task with no idle goroutine gets a new
 // one.
+//
+// An idle goroutine waits on its channel alone: one timer for the whole
+// pool dismisses those idle too long, so that handing a task over costs a
+// channel send, not a timer reset and a select per task.
 package gopool
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -20,10 +25,18 @@ type Pool struct {
 	idleTime time.Duration
 
 	mu      sync.Mutex
-	idle    []chan func() // goroutines waiting for a task, most recent last
-	running int           // goroutines alive, busy or idle
+	idle    []*worker   // goroutines waiting for a task, longest idle first
+	running int         // goroutines alive, busy or idle
+	reaper  *time.Timer // dismisses idle goroutines; armed while reaping
+	reaping bool
 	closed  bool
 	done    chan struct{} // closed when closed and no goroutine is left
+}
+
+// worker is one goroutine of the pool.
+type worker struct {
+	tasks chan func() // closed to dismiss it
+	since time.Time   // when it last became idle
 }
 
 // New returns a pool whose goroutines exit after idleTime without a task.
@@ -42,21 +55,19 @@ func (p *Pool) Go(task func()) {
 		return
 	}
 	if n := len(p.idle); n > 0 {
-		ch := p.idle[n-1]
+		w := p.idle[n-1] // the most recent: its stack is grown and warm
+		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		ch <- task
+		w.tasks <- task
 		return
 	}
 	p.running++
 	p.mu.Unlock()
-	go p.work(task)
+	go p.work(&worker{tasks: make(chan func())}, task)
 }
 
-func (p *Pool) work(task func()) {
-	ch := make(chan func())
-	timer := time.NewTimer(p.idleTime)
-	defer timer.Stop()
+func (p *Pool) work(w *worker, task func()) {
 	for {
 		task()
 		task = nil
@@ -66,32 +77,50 @@ func (p *Pool) work(task func()) {
 			p.mu.Unlock()
 			return
 		}
-		p.idle = append(p.idle, ch)
+		w.since = time.Now()
+		p.idle = append(p.idle, w)
+		if !p.reaping {
+			p.reaping = true
+			p.armLocked(p.idleTime)
+		}
 		p.mu.Unlock()
-		timer.Reset(p.idleTime)
 		var ok bool
-		select {
-		case task, ok = <-ch:
-			if !ok {
-				return // closed while idle; Close accounted for it
-			}
-			continue
-		case <-timer.C:
-		}
-		// Idle too long: leave, unless a task is being handed over right
-		// now.
-		p.mu.Lock()
-		if i := index(p.idle, ch); i >= 0 {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
-			p.exitLocked()
-			p.mu.Unlock()
-			return
-		}
-		p.mu.Unlock()
-		if task, ok = <-ch; !ok {
-			return
+		if task, ok = <-w.tasks; !ok {
+			return // dismissed; whoever closed the channel accounted for it
 		}
 	}
+}
+
+// armLocked schedules the next reap in d.
+func (p *Pool) armLocked(d time.Duration) {
+	if p.reaper == nil {
+		p.reaper = time.AfterFunc(d, p.reap)
+		return
+	}
+	p.reaper.Reset(d)
+}
+
+// reap dismisses the goroutines idle for the pool's idle time, and
+// schedules itself for the next one while some are left.
+func (p *Pool) reap() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	now := time.Now()
+	n := 0
+	for n < len(p.idle) && now.Sub(p.idle[n].since) >= p.idleTime {
+		close(p.idle[n].tasks)
+		n++
+	}
+	p.running -= n
+	p.idle = slices.Delete(p.idle, 0, n)
+	if len(p.idle) == 0 {
+		p.reaping = false
+		return
+	}
+	p.armLocked(p.idleTime - now.Sub(p.idle[0].since))
 }
 
 // exitLocked accounts for a goroutine leaving.
@@ -102,15 +131,6 @@ func (p *Pool) exitLocked() {
 	}
 }
 
-func index(chs []chan func(), ch chan func()) int {
-	for i, c := range chs {
-		if c == ch {
-			return i
-		}
-	}
-	return -1
-}
-
 // Close makes idle goroutines exit now and busy ones once their task
 // returns, and waits for them until timeout; it reports whether they all
 // exited.
@@ -118,8 +138,11 @@ func (p *Pool) Close(timeout time.Duration) bool {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
-		for _, ch := range p.idle {
-			close(ch)
+		if p.reaper != nil {
+			p.reaper.Stop()
+		}
+		for _, w := range p.idle {
+			close(w.tasks)
 		}
 		p.running -= len(p.idle)
 		p.idle = nil

@@ -101,3 +101,48 @@ func TestGoAfterClose(t *testing.T) {
 		t.Fatal("second Close timed out")
 	}
 }
+
+func TestOnlyLongIdleGoroutinesExit(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	p := New(idle)
+	defer p.Close(time.Second)
+	// Two goroutines go idle; one of them is then kept busy with a task
+	// every few milliseconds, so only the other is idle for long.
+	release := make(chan struct{})
+	started := make(chan struct{})
+	p.Go(func() { started <- struct{}{}; <-release })
+	p.Go(func() { started <- struct{}{}; <-release })
+	<-started
+	<-started
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		done := make(chan struct{})
+		p.Go(func() { close(done) })
+		<-done
+		p.mu.Lock()
+		running := p.running
+		p.mu.Unlock()
+		if running == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines alive after %v, want the busy one alone", running, 5*time.Second)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkHandOff is one task handed to an idle goroutine and waited for:
+// what dispatching an event or starting a write costs in the pool.
+func BenchmarkHandOff(b *testing.B) {
+	p := New(time.Minute)
+	defer p.Close(time.Second)
+	done := make(chan struct{})
+	task := func() { done <- struct{}{} }
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Go(task)
+		<-done
+	}
+}
