@@ -52,6 +52,10 @@ type Conn struct {
 	paused    atomic.Bool // reading is paused, for one reason or more
 
 	wmu sync.Mutex // serialises writes
+	// The write deadline last set, and the stall it was set for (under
+	// wmu): see setWriteDeadline.
+	wdeadline time.Time
+	wstall    time.Duration
 
 	mu       sync.Mutex
 	closed   bool          // the connection is closed, reading stopped
