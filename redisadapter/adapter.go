@@ -37,6 +37,9 @@ type adapter struct {
 	ready  chan struct{} // closed once the subscriptions are confirmed
 	done   chan struct{} // closed when the subscriber loop ended
 
+	pub     publisher    // every message this server publishes, in order
+	pubWarn wire.RateLog // failed broadcasts nobody waits for
+
 	mu      sync.Mutex
 	closed  bool
 	pending map[string]*pendingRequest // by requestId
@@ -73,6 +76,10 @@ func newAdapter(n *Node, local *rally.LocalAdapter) *adapter {
 	}
 	a.ownResponseChannel = a.responseChannel + a.uid + "#"
 	a.log = n.opts.Logger.With("namespace", nsp, "uid", a.uid)
+	a.pubWarn.Every = 10 * time.Second
+	a.pub = publisher{client: n.client, local: local, timeout: a.timeout,
+		start: a.goDrain,
+		warn:  func(msg string, args ...any) { a.pubWarn.Warn(a.log, msg, args...) }}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.ps = n.client.Subscribe(a.ctx)
 	go a.run()
@@ -145,14 +152,28 @@ func (a *adapter) handle(m *redis.Message) {
 	}
 }
 
-// publish publishes within the requests timeout, and reports it to the
-// hub's observers.
+// publish publishes behind the messages already queued and waits for it,
+// within the requests timeout; it is reported to the hub's observers.
 func (a *adapter) publish(ctx context.Context, channel string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	err := a.client.Publish(ctx, channel, payload).Err()
-	wire.ReportPublish(a.local, err)
-	return err
+	return a.pub.publish(ctx, channel, payload)
+}
+
+// goDrain runs the publisher's drain on a goroutine Close waits for, and
+// reports false once the adapter is closed.
+func (a *adapter) goDrain(drain func()) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.tasks.Add(1)
+	go func() {
+		defer a.tasks.Done()
+		drain()
+	}()
+	return true
 }
 
 func (a *adapter) publishAsync(channel string, payload []byte) {

@@ -58,7 +58,8 @@ func (a *adapter) serverCount(ctx context.Context) (int, error) {
 }
 
 // Broadcast delivers p to the selected local sockets and, unless
-// opts.Local, publishes it for the other servers.
+// opts.Local, queues it to be published for the other servers. It fails
+// with ErrPublishQueueFull when Redis is too far behind.
 func (a *adapter) Broadcast(ctx context.Context, p rally.Packet, opts rally.BroadcastOptions) error {
 	if opts.Local {
 		return a.local.Broadcast(ctx, p, opts)
@@ -74,7 +75,9 @@ func (a *adapter) Broadcast(ctx context.Context, p rally.Packet, opts rally.Broa
 	if err := a.local.Broadcast(ctx, p, opts); err != nil {
 		return err
 	}
-	if err := a.publish(ctx, broadcastChannel(a.channel, opts.Rooms), msg); err != nil {
+	// Not waited for, as in Node: the next broadcast is pipelined behind
+	// it. Failures go to the observers and the log.
+	if err := a.pub.send(broadcastChannel(a.channel, opts.Rooms), msg); err != nil {
 		return fmt.Errorf("redisadapter: publishing a broadcast: %w", err)
 	}
 	return nil
