@@ -4,15 +4,20 @@ go 1.26.8
 
 replace github.com/rallyhq/rally => ../
 
+replace github.com/rallyhq/rally/redisadapter => ../redisadapter
+
 require (
 	github.com/coder/websocket v1.8.15
-	github.com/rallyhq/rally v0.0.0-00010101000000-000000000000
+	github.com/rallyhq/rally v0.0.0-20261202040848-0d9a5d24cdfb
+	github.com/rallyhq/rally/redisadapter v0.0.0-00010101000000-000000000000
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/tinylib/msgp v1.6.5
 	github.com/zishang520/socket.io/servers/socket/v3 v3.0.6
 )
 
 require (
 	github.com/andybalholm/brotli v1.2.4 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dunglas/httpsfv v1.1.1 // indirect
 	github.com/gookit/color v1.6.1 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
@@ -30,6 +35,7 @@ require (
 	github.com/zishang520/socket.io/parsers/socket/v3 v3.0.6 // indirect
 	github.com/zishang520/socket.io/servers/engine/v3 v3.0.6 // indirect
 	github.com/zishang520/socket.io/v3 v3.0.6 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect

@@ -85,6 +85,10 @@ type Server struct {
 	// Msgpack says that the server honours -parser msgpack (see
 	// ParserName); Run refuses it otherwise.
 	Msgpack bool
+	// Redis says that the server shares broadcasts through a Redis
+	// adapter on the -redis URL (see RedisURL); Run refuses -redis
+	// otherwise.
+	Redis bool
 }
 
 // The flags every peer takes.
@@ -93,6 +97,7 @@ var (
 	withPprof  = flag.Bool("pprof", false, "serve net/http/pprof at /debug/pprof/")
 	recoveryOn = flag.Bool("recovery", false, "turn connection state recovery on, with the library's defaults (servers that have it)")
 	parserName = flag.String("parser", "default", `Socket.IO parser: "default" or "msgpack" (servers that have it)`)
+	redisURL   = flag.String("redis", "", "share broadcasts with the other servers through a Redis adapter at this URL, redis://127.0.0.1:PORT (servers that have it)")
 	parseFlags = sync.OnceFunc(flag.Parse)
 )
 
@@ -112,12 +117,23 @@ func Recovery() bool {
 	return *recoveryOn
 }
 
-// Run parses the flags (-addr, -pprof, -recovery, -parser), mounts the server at
+// RedisURL parses the flags and returns the -redis value: the URL of the
+// Redis through which the server shares broadcasts with the others, or ""
+// for none. A server that reads it sets Server.Redis.
+func RedisURL() string {
+	parseFlags()
+	return *redisURL
+}
+
+// Run parses the flags (-addr, -pprof, -recovery, -parser, -redis), mounts the server at
 // /socket.io/ next to the control endpoints, and serves until killed.
 func Run(s Server) {
 	parseFlags()
 	if *recoveryOn && !s.Recovery {
 		log.Fatalf("%s: -recovery is not supported", s.Name)
+	}
+	if *redisURL != "" && !s.Redis {
+		log.Fatalf("%s: -redis is not supported", s.Name)
 	}
 	switch {
 	case *parserName == "default":
@@ -144,6 +160,7 @@ func Run(s Server) {
 			"runtime":    runtime.Version(),
 			"recovery":   *recoveryOn,
 			"parser":     *parserName,
+			"redis":      *redisURL != "",
 		}
 		if r.URL.Query().Has("mem") {
 			var ms runtime.MemStats

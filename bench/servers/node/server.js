@@ -2,7 +2,9 @@
 // contract's handlers (see bench/README.md). Run with --expose-gc so that
 // POST /bench/gc can collect before memory is read. With -recovery it turns
 // connectionStateRecovery on, with its defaults; with -parser msgpack it uses
-// socket.io-msgpack-parser.
+// socket.io-msgpack-parser; with -redis URL it shares broadcasts with the other
+// servers through @socket.io/redis-adapter's classic createAdapter (8.3) on
+// two node-redis 4.7 clients, connected before it listens.
 'use strict';
 const http = require('node:http');
 const { performance } = require('node:perf_hooks');
@@ -11,11 +13,13 @@ const { Server } = require('socket.io');
 let addr = '127.0.0.1:3000';
 let recovery = false;
 let parser = 'default';
+let redisURL = '';
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   if (a === '-addr' || a === '--addr') addr = process.argv[++i];
   else if (a === '-recovery' || a === '--recovery') recovery = true;
   else if (a === '-parser' || a === '--parser') parser = process.argv[++i];
+  else if (a === '-redis' || a === '--redis') redisURL = process.argv[++i];
   else {
     console.error(`node: unknown argument ${a}`);
     process.exit(2);
@@ -50,6 +54,7 @@ const srv = http.createServer((req, res) => {
     res.end(JSON.stringify({
       server: 'node-socket.io', version, pid: process.pid, clients,
       rss_bytes: process.memoryUsage.rss(), runtime: `node ${process.version}`, recovery, parser,
+      redis: redisURL !== '',
     }));
     return;
   }
@@ -79,6 +84,23 @@ io.on('connection', (socket) => {
   });
 });
 
-srv.listen(port, host, () => {
-  console.error(`node-socket.io ${version} listening on ${addr} (node ${process.version})`);
+// useRedis connects the adapter's publishing and subscribing clients and
+// installs the adapter; the server listens only once both are connected.
+async function useRedis() {
+  const { createClient } = require('redis');
+  const { createAdapter } = require('@socket.io/redis-adapter');
+  const pub = createClient({ url: redisURL });
+  const sub = pub.duplicate();
+  for (const c of [pub, sub]) c.on('error', (err) => console.error(`node: redis: ${err.message}`));
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub));
+}
+
+(redisURL ? useRedis() : Promise.resolve()).then(() => {
+  srv.listen(port, host, () => {
+    console.error(`node-socket.io ${version} listening on ${addr} (node ${process.version})${redisURL ? ', Redis adapter on ' + redisURL : ''}`);
+  });
+}, (err) => {
+  console.error(`node: connecting to Redis at ${redisURL}: ${err.message}`);
+  process.exit(1);
 });

@@ -1,11 +1,14 @@
 // Command rally is the rally peer of the benchmark harness: a Hub with the
 // contract's handlers (see bench/README.md). With -recovery it turns
 // connection state recovery on, with its defaults; with -parser msgpack it
-// speaks socket.io-msgpack-parser's format (msgpackparser.Parser).
+// speaks socket.io-msgpack-parser's format (msgpackparser.Parser); with
+// -redis URL it shares broadcasts with other servers through the classic
+// Redis adapter (redisadapter).
 package main
 
 import (
 	"io"
+	"log"
 	"log/slog"
 	"sync/atomic"
 
@@ -25,7 +28,13 @@ func main() {
 	if serverkit.ParserName() == "msgpack" {
 		opts.Parser = msgpackparser.Parser{}
 	}
+	node, err := redisNode()
+	if err != nil {
+		log.Fatalf("rally: %v", err)
+	}
+	withRedis(opts, node)
 	hub := rally.NewHub(opts)
+	waitRedis(node)
 	hub.OnConnect(func(s *rally.Socket) { clients.Add(1) })
 	hub.OnDisconnect(func(s *rally.Socket, reason string) { clients.Add(-1) })
 	hub.On("echo", func(s *rally.Socket, m serverkit.Echo) serverkit.Echo { return m })
@@ -42,5 +51,6 @@ func main() {
 		Clients:  clients.Load,
 		Recovery: true,
 		Msgpack:  true,
+		Redis:    node != nil,
 	})
 }
