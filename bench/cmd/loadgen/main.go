@@ -10,7 +10,9 @@
 // connection), handshake (websocket-only connections/s) and jitter
 // (broadcasts delivered to clients whose connections keep being cut, with
 // or without connection state recovery). With -parser msgpack the clients
-// speak socket.io-msgpack-parser's format (all but jitter).
+// speak socket.io-msgpack-parser's format (all but jitter). Broadcast with
+// -addr2 splits its clients between two servers that share broadcasts
+// through Redis (see crossserver.go).
 package main
 
 import (
@@ -77,6 +79,8 @@ type Result struct {
 
 	// jitter (absent from the other scenarios' results)
 	*JitterFigures
+	// broadcast across two servers (-addr2)
+	*CrossFigures
 
 	Errors   uint64 `json:"errors"`
 	ErrorMsg string `json:"error,omitempty"`
@@ -107,6 +111,8 @@ type config struct {
 	downMax  time.Duration
 	recovery bool
 	seed     uint64
+	// broadcast across two servers
+	cross crossConfig
 }
 
 func main() {
@@ -131,6 +137,7 @@ func main() {
 	flag.DurationVar(&c.downMax, "down-max", time.Second, "jitter: most time a client stays disconnected (uniform from -down-min)")
 	flag.BoolVar(&c.recovery, "recovery", false, "jitter: the server has connection state recovery on (its CONNECT replies must carry a pid)")
 	flag.Uint64Var(&c.seed, "seed", 1, "jitter: seed of the clients' cut and down times")
+	c.cross.register()
 	parserName := flag.String("parser", "default", `Socket.IO parser the server uses: "default" or "msgpack" (socket.io-msgpack-parser; not jitter)`)
 	flag.Parse()
 	switch *parserName {
@@ -144,8 +151,11 @@ func main() {
 		fatal(fmt.Errorf("unknown -parser %q", *parserName))
 	}
 
-	if !strings.HasPrefix(c.addr, "127.") && !strings.HasPrefix(c.addr, "localhost:") && !strings.HasPrefix(c.addr, "[::1]:") {
+	if !checkLoopback(c.addr) {
 		fatal(fmt.Errorf("-addr must be a loopback address, got %q", c.addr))
+	}
+	if c.cross.addr2 != "" && (c.scenario != "broadcast" || !checkLoopback(c.cross.addr2)) {
+		fatal(fmt.Errorf("-addr2 %q: only for the broadcast scenario, and a loopback address", c.cross.addr2))
 	}
 	if _, err := proc.RaiseFileLimit(); err != nil {
 		fatal(err)
@@ -319,12 +329,14 @@ func runBroadcast(c config) (*Result, error) {
 		batch = max(1, 20000/n)
 	}
 	r := &Result{Scenario: "broadcast", Clients: n, Batch: batch}
+	cross := newCrossRun(c, r)
+	defer cross.finish()
 	var h hist.Histogram
 	var delivered, target atomic.Uint64
 	var measuring atomic.Bool
 	var errs atomic.Uint64
 	done := make(chan struct{}, 1)
-	reader := func(conn *wsclient.Conn) {
+	reader := func(conn *wsclient.Conn, remote bool) {
 		go func() {
 			for {
 				_, m, err := conn.ReadMessage()
@@ -346,7 +358,9 @@ func runBroadcast(c config) (*Result, error) {
 				}
 				if ok {
 					if measuring.Load() {
-						h.Record(time.Duration(time.Now().UnixMicro()-t) * time.Microsecond)
+						d := time.Duration(time.Now().UnixMicro()-t) * time.Microsecond
+						h.Record(d)
+						cross.record(remote, d)
 					}
 				} else {
 					errs.Add(1)
@@ -360,7 +374,7 @@ func runBroadcast(c config) (*Result, error) {
 			}
 		}()
 	}
-	conns, rate, err := connectAll(c, n, reader)
+	conns, rate, err := connectSides(c, cross, n, reader)
 	if err != nil {
 		return r, err
 	}
@@ -404,8 +418,9 @@ func runBroadcast(c config) (*Result, error) {
 	// Throughput: batches of ticks, the next once all are delivered.
 	base := delivered.Load()
 	measuring.Store(true)
-	cpuProf := startCPUProfile(c)
+	cpuProf := startCPUProfiles(c)
 	w := startWindow(c.pid)
+	cross.startWindow()
 	for time.Since(w.start) < c.duration {
 		r.Batches++
 		if !round() {
@@ -414,6 +429,7 @@ func runBroadcast(c config) (*Result, error) {
 		}
 	}
 	w.end(r)
+	cross.endWindow()
 	measuring.Store(false)
 	cpuProf()
 	r.Ops = delivered.Load() - base
@@ -435,6 +451,7 @@ func runBroadcast(c config) (*Result, error) {
 		trigger = blast(c, 1)
 		per = uint64(n)
 		h.Reset()
+		cross.resetLatency()
 		measuring.Store(true)
 		start := time.Now()
 		for time.Since(start) < c.latDuration {
@@ -447,6 +464,7 @@ func runBroadcast(c config) (*Result, error) {
 		measuring.Store(false)
 		r.LatencyRate = float64(uint64(r.LatencyRounds)*per) / time.Since(start).Seconds()
 		setLatency(r, &h)
+		cross.setLatency()
 		if r.Timeouts > 0 {
 			return r, errors.New("broadcast: a single tick was not fully delivered within 10s")
 		}
