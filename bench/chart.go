@@ -18,6 +18,9 @@ type panel struct {
 func (rep *report) panels() []panel {
 	var ps []panel
 	for _, sc := range rep.Scenarios {
+		if sc.Cross {
+			continue // pairs, not servers: only in the table
+		}
 		switch sc.Kind {
 		case "broadcast":
 			ps = append(ps,

@@ -121,9 +121,15 @@ func niceNote(n int) string {
 // fillVersions takes each server's version from what it reported.
 func fillVersions(m *machine, runs []Run) {
 	for _, r := range runs {
-		st, _ := r.Result["server_stats"].(map[string]any)
-		if v, _ := st["version"].(string); v != "" {
-			m.Versions[r.Server] = v
+		keys, stats := []string{r.Server}, []string{"server_stats"}
+		if a, b, ok := strings.Cut(r.Server, "+"); ok { // a cross-server pair
+			keys, stats = []string{a, b}, []string{"server_stats", "server2_stats"}
+		}
+		for i, key := range keys {
+			st, _ := r.Result[stats[i]].(map[string]any)
+			if v, _ := st["version"].(string); v != "" {
+				m.Versions[key] = v
+			}
 		}
 	}
 }

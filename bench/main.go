@@ -48,12 +48,15 @@ type peer struct {
 	// msgpack: the server takes -parser msgpack, which makes it speak
 	// socket.io-msgpack-parser's format.
 	msgpack bool
+	// redis: the server takes -redis URL, which shares its broadcasts
+	// through a classic Redis adapter (the cross-server scenario).
+	redis bool
 }
 
 var peers = []peer{
-	{Key: "rally", Label: "rally", build: "./servers/rally", recovery: true, msgpack: true,
+	{Key: "rally", Label: "rally", build: "./servers/rally", recovery: true, msgpack: true, redis: true,
 		cmd: goServer("rally")},
-	{Key: "node", Label: "Node socket.io", build: "", recovery: true, msgpack: true,
+	{Key: "node", Label: "Node socket.io", build: "", recovery: true, msgpack: true, redis: true,
 		cmd: func(addr string, _ bool) []string {
 			return []string{"node", "--expose-gc", "servers/node/server.js", "-addr", addr}
 		}},
@@ -90,6 +93,9 @@ type scenario struct {
 	// socket.io-msgpack-parser's format (-parser msgpack); the servers
 	// without it are skipped (n/a).
 	Msgpack bool
+	// Cross runs pairs of servers sharing one redis-server, not single
+	// servers (see crossserver.go).
+	Cross bool
 }
 
 // withMsgpack returns sc and its counterpart with the msgpack parser,
@@ -130,7 +136,8 @@ func scenarios(smoke bool, d time.Duration) []scenario {
 			scenario{Key: "idle-500", Title: "500 idle connections", Kind: "idle",
 				Args: []string{"-clients", "500"}, profile: "heap"},
 			scenario{Key: "handshake", Title: "websocket-only handshakes, 10 parallel", Kind: "handshake",
-				Args: append([]string{"-concurrency", "10"}, short...), profile: "cpu"}),
+				Args: append([]string{"-concurrency", "10"}, short...), profile: "cpu"},
+			crossScenario("cross-broadcast-100", 100, 500*time.Millisecond, short)),
 			jitterScenarios(20, 50, 1500*time.Millisecond, 200*time.Millisecond, 250*time.Millisecond,
 				[2]time.Duration{50 * time.Millisecond, 150 * time.Millisecond})...)
 	}
@@ -145,7 +152,8 @@ func scenarios(smoke bool, d time.Duration) []scenario {
 		scenario{Key: "idle-10k", Title: "10,000 idle connections", Kind: "idle",
 			Args: []string{"-clients", "10000"}, profile: "heap"},
 		scenario{Key: "handshake", Title: "websocket-only handshakes, 50 parallel", Kind: "handshake",
-			Args: append([]string{"-concurrency", "50"}, win...), profile: "cpu"}),
+			Args: append([]string{"-concurrency", "50"}, win...), profile: "cpu"},
+		crossScenario("cross-broadcast", 1000, 3*time.Second, win)),
 		jitterScenarios(500, 50, 15*time.Second, time.Second, 2*time.Second,
 			[2]time.Duration{100 * time.Millisecond, time.Second})...)
 }
@@ -178,11 +186,12 @@ type options struct {
 	waitQuiet  time.Duration
 	quietPct   float64
 	nice       int
+	pairs      []string
 }
 
 func main() {
 	var o options
-	var servers, scens string
+	var servers, scens, pairs string
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny configuration that runs in well under a minute (CI)")
 	flag.StringVar(&servers, "servers", "rally,node,zishang,bare", "servers to run, comma-separated")
 	flag.StringVar(&scens, "scenarios", "", "scenarios to run, comma-separated keys (default all)")
@@ -195,10 +204,12 @@ func main() {
 	flag.DurationVar(&o.waitQuiet, "wait-quiet", 0, "before each run, wait up to this long for other processes to use less than -quiet-pct of the CPUs (the machine may be shared)")
 	flag.Float64Var(&o.quietPct, "quiet-pct", 20, "CPU use by other processes, in percent of one core, below which the machine counts as quiet")
 	flag.IntVar(&o.nice, "nice", 0, "run servers and the load generator at this nice level (negative: ahead of other processes on a shared machine; needs root)")
+	flag.StringVar(&pairs, "pairs", "", "cross-server scenarios: pairs of servers A+B (of -servers) to run, comma-separated (default: each with itself, then every mixed pair)")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario against each server this many times (interleaved) and report the median")
 	flag.Parse()
 	o.servers = splitList(servers)
 	o.scenarios = splitList(scens)
+	o.pairs = splitList(pairs)
 	o.runTimeout = 150 * time.Second
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -253,6 +264,10 @@ func run(o options) error {
 	if len(scens) == 0 {
 		return fmt.Errorf("no scenario matches %v", o.scenarios)
 	}
+	pairs, err := crossPairs(selected, o.pairs)
+	if err != nil {
+		return err
+	}
 
 	if !o.skipBuild {
 		if err := build(selected); err != nil {
@@ -272,6 +287,10 @@ func run(o options) error {
 	var runs []Run
 	start := time.Now()
 	for _, sc := range scens {
+		if sc.Cross {
+			runs = append(runs, runCross(o, sc, pairs)...)
+			continue
+		}
 		tries := make([][]Run, len(selected))
 		for i := range max(1, o.repeat) {
 			for j, p := range selected {

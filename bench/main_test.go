@@ -41,3 +41,38 @@ func TestMsgpackScenarios(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossPairs(t *testing.T) {
+	pick := func(keys ...string) []peer {
+		var ps []peer
+		for _, k := range keys {
+			i := slices.IndexFunc(peers, func(p peer) bool { return p.Key == k })
+			ps = append(ps, peers[i])
+		}
+		return ps
+	}
+	keys := func(ps []pair) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Key())
+		}
+		return out
+	}
+	ps, err := crossPairs(pick("rally", "node", "bare"), nil)
+	want := []string{"rally+rally", "node+node", "bare+bare", "rally+node", "node+rally"}
+	if err != nil || !slices.Equal(keys(ps), want) {
+		t.Errorf("default pairs: %v, %v; want %v", keys(ps), err, want)
+	}
+	if ps[3].Label() != "mixed rally → Node socket.io" || ps[0].Label() != "rally pair" {
+		t.Errorf("labels %q, %q", ps[3].Label(), ps[0].Label())
+	}
+	ps, err = crossPairs(pick("rally", "node"), []string{"node+rally"})
+	if err != nil || !slices.Equal(keys(ps), []string{"node+rally"}) {
+		t.Errorf("-pairs node+rally: %v, %v", keys(ps), err)
+	}
+	for _, bad := range []string{"rally", "rally+zishang", "rally+"} {
+		if _, err := crossPairs(pick("rally", "node"), []string{bad}); err == nil {
+			t.Errorf("-pairs %s: no error", bad)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -164,7 +165,7 @@ func (rep *report) value(scen, server, field string) (float64, bool) {
 }
 
 func (rep *report) markdown() string {
-	var b strings.Builder
+	var b bytes.Buffer
 	m := rep.Machine
 	title := "rally side-by-side benchmark"
 	if m.Smoke {
@@ -197,6 +198,7 @@ func (rep *report) markdown() string {
 	}
 	b.WriteString("\n")
 
+	tableStart, rows := b.Len(), 0
 	b.WriteString("| scenario | metric |")
 	for _, p := range rep.Peers {
 		fmt.Fprintf(&b, " %s |", p.Label)
@@ -207,6 +209,10 @@ func (rep *report) markdown() string {
 	}
 	b.WriteString("\n")
 	for _, sc := range rep.Scenarios {
+		if sc.Cross {
+			continue // crossMarkdown's table
+		}
+		rows++
 		for i, mt := range metricsOf(sc.Kind) {
 			name := sc.Title
 			if i > 0 {
@@ -244,6 +250,10 @@ func (rep *report) markdown() string {
 			b.WriteString("\n")
 		}
 	}
+	if rows == 0 {
+		b.Truncate(tableStart)
+	}
+	b.WriteString(rep.crossMarkdown())
 
 	var noisy []string
 	for _, r := range rep.Runs {
