@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -143,6 +144,15 @@ func start(o options, args []string, logPath string) (*started, error) {
 
 func (s *started) pid() int { return s.cmd.Process.Pid }
 
+// stopAll stops every process of ps at once.
+func stopAll(ps []*started) {
+	var wg sync.WaitGroup
+	for _, s := range ps {
+		wg.Go(func() { stop(s.cmd, s.exited) })
+	}
+	wg.Wait()
+}
+
 // runPair runs sc against p: a fresh redis-server, then A and B on it,
 // then the load generator with half of the clients on each.
 func runPair(o options, sc scenario, p pair) Run {
@@ -169,7 +179,9 @@ func runPair(o options, sc scenario, p pair) Run {
 	if err != nil {
 		return fail(err)
 	}
-	defer stop(redis.cmd, redis.exited)
+	var procs []*started // stopped together at the end
+	defer func() { stopAll(procs) }()
+	procs = append(procs, redis)
 	if err := waitRedis(redisAddr, redis.exited); err != nil {
 		return fail(fmt.Errorf("redis-server: %w (see %s.redis.log)", err, logBase))
 	}
@@ -177,22 +189,24 @@ func runPair(o options, sc scenario, p pair) Run {
 	var servers [2]*started
 	var addrs [2]string
 	profiling := o.profile && sc.profile == "cpu"
-	for i, pe := range []peer{p.A, p.B} {
+	pes := []peer{p.A, p.B}
+	for i, pe := range pes { // started together: Node takes a while
 		if addrs[i], err = freeAddr(); err != nil {
 			return fail(err)
 		}
 		args := append(o.prefix(o.serverCPU), pe.cmd(addrs[i], profiling && pe.build != "")...)
 		args = append(args, "-redis", "redis://"+redisAddr)
 		side := string(rune('a' + i))
-		s, err := start(o, args, logBase+"."+side+".server.log")
-		if err != nil {
+		if servers[i], err = start(o, args, logBase+"."+side+".server.log"); err != nil {
 			return fail(err)
 		}
-		defer stop(s.cmd, s.exited)
+		procs = append(procs, servers[i])
+	}
+	for i, s := range servers {
 		if err := waitReady(addrs[i], s.exited); err != nil {
-			return fail(fmt.Errorf("server %s (%s): %w (see %s.%s.server.log)", strings.ToUpper(side), pe.Key, err, logBase, side))
+			side := string(rune('a' + i))
+			return fail(fmt.Errorf("server %s (%s): %w (see %s.%s.server.log)", strings.ToUpper(side), pes[i].Key, err, logBase, side))
 		}
-		servers[i] = s
 	}
 	// Both servers must be subscribed before the first broadcast.
 	if err := waitSubscribers(redisAddr, "socket.io-request#/#", 2); err != nil {
