@@ -137,7 +137,7 @@ func scenarios(smoke bool, d time.Duration) []scenario {
 				Args: []string{"-clients", "500"}, profile: "heap"},
 			scenario{Key: "handshake", Title: "websocket-only handshakes, 10 parallel", Kind: "handshake",
 				Args: append([]string{"-concurrency", "10"}, short...), profile: "cpu"},
-			crossScenario("cross-broadcast-100", 100, 300*time.Millisecond, short)),
+			crossScenario("cross-broadcast-100", 100, 200*time.Millisecond, []string{"-duration", "400ms", "-warmup", "100ms"})),
 			jitterScenarios(20, 50, 1500*time.Millisecond, 200*time.Millisecond, 250*time.Millisecond,
 				[2]time.Duration{50 * time.Millisecond, 150 * time.Millisecond})...)
 	}
