@@ -359,7 +359,7 @@ func build(selected []peer) error {
 		if _, err := exec.LookPath("node"); err != nil {
 			return errors.New("node not found; install Node 20+ or leave it out with -servers")
 		}
-		if _, err := os.Stat("node_modules/socket.io/package.json"); err != nil {
+		if !nodeInstalled() {
 			logf("installing the Node peer (npm ci)")
 			cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -369,6 +369,28 @@ func build(selected []peer) error {
 		}
 	}
 	return nil
+}
+
+// nodeInstalled reports whether node_modules holds what package-lock.json
+// says: npm writes its own copy of the lockfile there when it installs.
+func nodeInstalled() bool {
+	want, err1 := os.ReadFile("package-lock.json")
+	have, err2 := os.ReadFile("node_modules/.package-lock.json")
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	var w, h struct {
+		Packages map[string]json.RawMessage `json:"packages"`
+	}
+	if json.Unmarshal(want, &w) != nil || json.Unmarshal(have, &h) != nil {
+		return false
+	}
+	for name := range w.Packages {
+		if _, ok := h.Packages[name]; name != "" && !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // waitForQuiet waits until the machine's CPU use, with no server or load
