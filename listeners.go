@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/rallyhq/rally/internal/parser"
 )
@@ -61,30 +63,137 @@ func (s *Socket) Use(mw EventMiddleware) {
 	s.eventMiddleware = append(s.eventMiddleware, mw)
 }
 
+// catchAll is one registration of a catch-all listener. Its address tells
+// it from other registrations of the same func: the func OnAny returns
+// removes this one and no other.
+type catchAll struct{ fn func(*Socket, *Event) }
+
+// catchAlls is a list of catch-all listeners. A list, once stored, is
+// never changed in place but replaced, so that an event goes through the
+// listeners there were when its dispatch began, as Node copies its list
+// before calling them: one removed meanwhile still gets the event, one
+// added meanwhile does not.
+type catchAlls []*catchAll
+
+// with returns the list with c added, first or last.
+func (l catchAlls) with(c *catchAll, first bool) catchAlls {
+	out := make(catchAlls, 0, len(l)+1)
+	if first {
+		out = append(out, c)
+	}
+	out = append(out, l...)
+	if !first {
+		out = append(out, c)
+	}
+	return out
+}
+
+// without returns the list with c taken out, nil if none is left.
+func (l catchAlls) without(c *catchAll) catchAlls {
+	i := slices.Index(l, c)
+	switch {
+	case i < 0:
+		return l
+	case len(l) == 1:
+		return nil
+	}
+	return slices.Delete(slices.Clone(l), i, i+1)
+}
+
+// catchAllList is where a socket or a namespace keeps one kind of
+// catch-all listeners: the list, the lock that guards it, and, for the
+// outgoing ones, the flag that tells broadcasts whether it is empty.
+type catchAllList struct {
+	mu       sync.Locker
+	list     *catchAlls
+	nonEmpty *atomic.Bool // nil for the incoming listeners
+}
+
+// add registers fn, first or last, and returns the func that removes this
+// registration.
+func (c catchAllList) add(fn func(*Socket, *Event), first bool) (remove func()) {
+	r := &catchAll{fn: fn}
+	c.update(func(l catchAlls) catchAlls { return l.with(r, first) })
+	return func() { c.update(func(l catchAlls) catchAlls { return l.without(r) }) }
+}
+
+// clear removes every listener.
+func (c catchAllList) clear() { c.update(func(catchAlls) catchAlls { return nil }) }
+
+// update replaces the list with what change makes of it.
+func (c catchAllList) update(change func(catchAlls) catchAlls) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*c.list = change(*c.list)
+	if c.nonEmpty != nil {
+		c.nonEmpty.Store(len(*c.list) > 0)
+	}
+}
+
+// funcs returns the listeners' funcs, in the order they are called.
+func (c catchAllList) funcs() []func(*Socket, *Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fns := make([]func(*Socket, *Event), len(*c.list))
+	for i, r := range *c.list {
+		fns[i] = r.fn
+	}
+	return fns
+}
+
+func (s *Socket) incoming() catchAllList { return catchAllList{mu: &s.mu, list: &s.anyListeners} }
+
+func (s *Socket) outgoing() catchAllList {
+	return catchAllList{mu: &s.mu, list: &s.anyOutgoing, nonEmpty: &s.hasOutgoing}
+}
+
+func (n *Namespace) incoming() catchAllList { return catchAllList{mu: &n.hmu, list: &n.anyListeners} }
+
+func (n *Namespace) outgoing() catchAllList {
+	return catchAllList{mu: &n.hmu, list: &n.anyOutgoing, nonEmpty: &n.hasOutgoing}
+}
+
 // OnAny adds a listener called with every event the socket receives, as
 // it came: before packet middleware and the event's handler, as Node's
 // socket.onAny. Listeners run in the order added; PrependAny adds one
-// first.
-func (s *Socket) OnAny(fn func(s *Socket, e *Event)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.anyListeners = append(s.anyListeners, fn)
+// first. The func returned removes this registration (Node's
+// socket.offAny(listener)); it can be called more than once, from any
+// goroutine, the listener itself included. An event being dispatched when
+// a listener is added or removed goes through the listeners there were
+// when its dispatch began, as with Node.
+func (s *Socket) OnAny(fn func(s *Socket, e *Event)) (remove func()) {
+	return s.incoming().add(fn, false)
 }
 
-// PrependAny adds a listener like OnAny, ahead of those already added.
-func (s *Socket) PrependAny(fn func(s *Socket, e *Event)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.anyListeners = slices.Insert(s.anyListeners, 0, fn)
+// PrependAny adds a listener like OnAny, ahead of those already added
+// (Node's socket.prependAny). The func returned removes it.
+func (s *Socket) PrependAny(fn func(s *Socket, e *Event)) (remove func()) {
+	return s.incoming().add(fn, true)
 }
+
+// OffAny removes every listener added to the socket with OnAny and
+// PrependAny (Node's socket.offAny()); the namespace's stay.
+func (s *Socket) OffAny() { s.incoming().clear() }
+
+// ListenersAny returns the socket's OnAny listeners, in the order they are
+// called (Node's socket.listenersAny()); the namespace's are not among
+// them. The slice is the caller's.
+func (s *Socket) ListenersAny() []func(s *Socket, e *Event) { return s.incoming().funcs() }
 
 // OnAny adds a listener called with every event any socket of the
-// namespace receives, before the sockets' own OnAny listeners.
-func (n *Namespace) OnAny(fn func(s *Socket, e *Event)) {
-	n.hmu.Lock()
-	defer n.hmu.Unlock()
-	n.anyListeners = append(n.anyListeners, fn)
+// namespace receives, before the sockets' own OnAny listeners. The func
+// returned removes it, as Socket.OnAny's does.
+func (n *Namespace) OnAny(fn func(s *Socket, e *Event)) (remove func()) {
+	return n.incoming().add(fn, false)
 }
+
+// OffAny removes every listener added with the namespace's OnAny; those of
+// the sockets stay. See Socket.OffAny.
+func (n *Namespace) OffAny() { n.incoming().clear() }
+
+// ListenersAny returns the listeners added with the namespace's OnAny, in
+// the order they are called. See Socket.ListenersAny.
+func (n *Namespace) ListenersAny() []func(s *Socket, e *Event) { return n.incoming().funcs() }
 
 // OnUnhandled registers the handler of the events no handler is registered
 // for (by default they are dropped, unanswered, as the official server
@@ -95,9 +204,17 @@ func (n *Namespace) OnUnhandled(fn func(s *Socket, e *Event, ack Ack)) {
 	n.unhandled = fn
 }
 
-// OnAny adds a listener of every event of the main namespace. See
-// Namespace.OnAny.
-func (h *Hub) OnAny(fn func(s *Socket, e *Event)) { h.main.OnAny(fn) }
+// OnAny adds a listener of every event of the main namespace and returns
+// the func that removes it. See Namespace.OnAny.
+func (h *Hub) OnAny(fn func(s *Socket, e *Event)) (remove func()) { return h.main.OnAny(fn) }
+
+// OffAny removes the main namespace's OnAny listeners. See
+// Namespace.OffAny.
+func (h *Hub) OffAny() { h.main.OffAny() }
+
+// ListenersAny returns the main namespace's OnAny listeners. See
+// Namespace.ListenersAny.
+func (h *Hub) ListenersAny() []func(s *Socket, e *Event) { return h.main.ListenersAny() }
 
 // OnUnhandled registers the handler of the main namespace's events that no
 // handler takes. See Namespace.OnUnhandled.
@@ -106,35 +223,62 @@ func (h *Hub) OnUnhandled(fn func(s *Socket, e *Event, ack Ack)) { h.main.OnUnha
 // OnAnyOutgoing adds a listener called with every event sent to the
 // socket, by Emit or by a broadcast that reaches it (Node's
 // socket.onAnyOutgoing); acknowledgements are not events. A volatile
-// broadcast that skipped the socket is not reported.
-func (s *Socket) OnAnyOutgoing(fn func(s *Socket, e *Event)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.anyOutgoing = append(s.anyOutgoing, fn)
-	s.hasOutgoing.Store(true)
+// broadcast that skipped the socket is not reported. The func returned
+// removes this registration (Node's socket.offAnyOutgoing(listener)), as
+// OnAny's does.
+func (s *Socket) OnAnyOutgoing(fn func(s *Socket, e *Event)) (remove func()) {
+	return s.outgoing().add(fn, false)
 }
 
 // PrependAnyOutgoing adds a listener like OnAnyOutgoing, ahead of those
-// already added.
-func (s *Socket) PrependAnyOutgoing(fn func(s *Socket, e *Event)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.anyOutgoing = slices.Insert(s.anyOutgoing, 0, fn)
-	s.hasOutgoing.Store(true)
+// already added (Node's socket.prependAnyOutgoing). The func returned
+// removes it.
+func (s *Socket) PrependAnyOutgoing(fn func(s *Socket, e *Event)) (remove func()) {
+	return s.outgoing().add(fn, true)
 }
+
+// OffAnyOutgoing removes every listener added to the socket with
+// OnAnyOutgoing and PrependAnyOutgoing (Node's socket.offAnyOutgoing());
+// the namespace's stay.
+func (s *Socket) OffAnyOutgoing() { s.outgoing().clear() }
+
+// ListenersAnyOutgoing returns the socket's OnAnyOutgoing listeners, in
+// the order they are called (Node's socket.listenersAnyOutgoing()); the
+// namespace's are not among them. The slice is the caller's.
+func (s *Socket) ListenersAnyOutgoing() []func(s *Socket, e *Event) { return s.outgoing().funcs() }
 
 // OnAnyOutgoing adds a listener of every event sent to any socket of the
-// namespace, called before the sockets' own OnAnyOutgoing listeners.
-func (n *Namespace) OnAnyOutgoing(fn func(s *Socket, e *Event)) {
-	n.hmu.Lock()
-	defer n.hmu.Unlock()
-	n.anyOutgoing = append(n.anyOutgoing, fn)
-	n.hasOutgoing.Store(true)
+// namespace, called before the sockets' own OnAnyOutgoing listeners. The
+// func returned removes it, as Socket.OnAnyOutgoing's does.
+func (n *Namespace) OnAnyOutgoing(fn func(s *Socket, e *Event)) (remove func()) {
+	return n.outgoing().add(fn, false)
 }
 
+// OffAnyOutgoing removes every listener added with the namespace's
+// OnAnyOutgoing; those of the sockets stay. See Socket.OffAnyOutgoing.
+func (n *Namespace) OffAnyOutgoing() { n.outgoing().clear() }
+
+// ListenersAnyOutgoing returns the listeners added with the namespace's
+// OnAnyOutgoing, in the order they are called. See
+// Socket.ListenersAnyOutgoing.
+func (n *Namespace) ListenersAnyOutgoing() []func(s *Socket, e *Event) { return n.outgoing().funcs() }
+
 // OnAnyOutgoing adds a listener of every event sent to a socket of the
-// main namespace. See Namespace.OnAnyOutgoing.
-func (h *Hub) OnAnyOutgoing(fn func(s *Socket, e *Event)) { h.main.OnAnyOutgoing(fn) }
+// main namespace and returns the func that removes it. See
+// Namespace.OnAnyOutgoing.
+func (h *Hub) OnAnyOutgoing(fn func(s *Socket, e *Event)) (remove func()) {
+	return h.main.OnAnyOutgoing(fn)
+}
+
+// OffAnyOutgoing removes the main namespace's OnAnyOutgoing listeners. See
+// Namespace.OffAnyOutgoing.
+func (h *Hub) OffAnyOutgoing() { h.main.OffAnyOutgoing() }
+
+// ListenersAnyOutgoing returns the main namespace's OnAnyOutgoing
+// listeners. See Namespace.ListenersAnyOutgoing.
+func (h *Hub) ListenersAnyOutgoing() []func(s *Socket, e *Event) {
+	return h.main.ListenersAnyOutgoing()
+}
 
 // listensOutgoing reports whether an OnAnyOutgoing listener concerns s.
 func (s *Socket) listensOutgoing() bool {
@@ -144,8 +288,8 @@ func (s *Socket) listensOutgoing() bool {
 
 // outgoingListeners returns the namespace's (a child's parent's first)
 // and the socket's OnAnyOutgoing listeners.
-func (s *Socket) outgoingListeners() []func(*Socket, *Event) {
-	var fns []func(*Socket, *Event)
+func (s *Socket) outgoingListeners() catchAlls {
+	var fns catchAlls
 	for _, n := range []*Namespace{s.nsp.parent, s.nsp} {
 		if n != nil {
 			n.hmu.RLock()
@@ -171,9 +315,9 @@ func (s *Socket) notifyOutgoing(data json.RawMessage, atts [][]byte) {
 		return
 	}
 	name, _ := parser.EventName(data)
-	for _, fn := range fns {
+	for _, r := range fns {
 		e := &Event{Name: name, args: Reply{args: elems[1:], attachments: atts}}
-		if err := protect(func() error { fn(s, e); return nil }); err != nil {
+		if err := protect(func() error { r.fn(s, e); return nil }); err != nil {
 			s.nsp.hub.reportError(s, &EventError{Event: name, Err: fmt.Errorf("OnAnyOutgoing listener: %w", err)})
 		}
 	}
@@ -181,7 +325,7 @@ func (s *Socket) notifyOutgoing(data json.RawMessage, atts [][]byte) {
 
 // listeners returns what an event goes through besides its handler; all
 // nil for most sockets.
-func (s *Socket) listeners() (mws []EventMiddleware, anys []func(*Socket, *Event), unhandled func(*Socket, *Event, Ack)) {
+func (s *Socket) listeners() (mws []EventMiddleware, anys catchAlls, unhandled func(*Socket, *Event, Ack)) {
 	anys, unhandled = s.nsp.listeners()
 	s.mu.Lock()
 	mws = s.eventMiddleware
@@ -197,11 +341,11 @@ func (s *Socket) listeners() (mws []EventMiddleware, anys []func(*Socket, *Event
 // the event's arguments and attachments as the handler is to get them, and
 // false when middleware dropped it.
 func (s *Socket) throughListeners(event string, args []json.RawMessage, p *parser.Packet,
-	mws []EventMiddleware, anys []func(*Socket, *Event)) ([]json.RawMessage, [][]byte, bool) {
+	mws []EventMiddleware, anys catchAlls) ([]json.RawMessage, [][]byte, bool) {
 	e := &Event{Name: event, args: Reply{args: args, attachments: p.Attachments}}
-	for _, fn := range anys {
+	for _, r := range anys {
 		seen := *e // a listener's changes are its own
-		if err := protect(func() error { fn(s, &seen); return nil }); err != nil {
+		if err := protect(func() error { r.fn(s, &seen); return nil }); err != nil {
 			s.nsp.hub.reportError(s, &EventError{Event: event, Err: fmt.Errorf("OnAny listener: %w", err)})
 		}
 	}

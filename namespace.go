@@ -44,9 +44,9 @@ type Namespace struct {
 	middleware   []ConnectMiddleware
 	onConnect    []func(*Socket)
 	onDisconnect []func(*Socket, string)
-	anyListeners []func(*Socket, *Event)
+	anyListeners catchAlls
 	unhandled    func(*Socket, *Event, Ack)
-	anyOutgoing  []func(*Socket, *Event)
+	anyOutgoing  catchAlls
 	hasOutgoing  atomic.Bool // anyOutgoing is not empty
 
 	// A parent namespace (OfMatch) has match and children, under the
@@ -230,7 +230,7 @@ func (n *Namespace) disconnectHandlers() []func(*Socket, string) {
 }
 
 // listeners returns the catch-all listeners and the fallback handler.
-func (n *Namespace) listeners() ([]func(*Socket, *Event), func(*Socket, *Event, Ack)) {
+func (n *Namespace) listeners() (catchAlls, func(*Socket, *Event, Ack)) {
 	n.hmu.RLock()
 	anys, unhandled := n.anyListeners, n.unhandled
 	n.hmu.RUnlock()

@@ -88,10 +88,10 @@ type Socket struct {
 	acks            map[int64]func(Reply)
 	data            any
 	eventMiddleware []EventMiddleware
-	anyListeners    []func(*Socket, *Event)
-	anyOutgoing     []func(*Socket, *Event)
-	// hasOutgoing is set once an OnAnyOutgoing listener is added, so that
-	// broadcasts look at the others no further.
+	anyListeners    catchAlls
+	anyOutgoing     catchAlls
+	// hasOutgoing is set while anyOutgoing is not empty, so that
+	// broadcasts to a socket without listeners look no further.
 	hasOutgoing atomic.Bool
 
 	queue serial.Queue // handlers, connect and disconnect, in order
