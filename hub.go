@@ -419,6 +419,9 @@ func (h *Hub) namespace(name string) *Namespace {
 // Namespace.On.
 func (h *Hub) On(event string, handler any) { h.main.On(event, handler) }
 
+// Off removes the main namespace's handler of event. See Namespace.Off.
+func (h *Hub) Off(event string) { h.main.Off(event) }
+
 // Use adds connect middleware to the main namespace. See Namespace.Use.
 func (h *Hub) Use(mw ConnectMiddleware) { h.main.Use(mw) }
 

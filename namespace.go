@@ -127,6 +127,17 @@ func (n *Namespace) On(event string, handler any) {
 	n.handlers[event] = f
 }
 
+// Off removes the namespace's handler of event, registered with On: the
+// sockets without a handler of their own then leave the event to
+// OnUnhandled or drop it (see Socket.Off, for Node's socket.off). Off on
+// a child namespace (OfMatch) removes the child's own handler, and the
+// parent's, if it has one, then takes the event.
+func (n *Namespace) Off(event string) {
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	delete(n.handlers, event)
+}
+
 // Use adds connect middleware; each runs in the order added.
 func (n *Namespace) Use(mw ConnectMiddleware) {
 	n.hmu.Lock()

@@ -290,6 +290,86 @@ func TestRemoveListenerDuringDispatch(t *testing.T) {
 	}
 }
 
+// Off removes the socket's handler of an event, and then the namespace's
+// takes the event; once that is removed too, the event is unhandled.
+func TestOffEvent(t *testing.T) {
+	hub := rally.NewHub(nil)
+	hub.On("ev", func(s *rally.Socket) string { return "namespace" })
+	hub.OnUnhandled(func(s *rally.Socket, e *rally.Event, ack rally.Ack) { ack.Send("unhandled " + e.Name) })
+	c, s := listenerServer(t, hub)
+	s.On("ev", func(s *rally.Socket) string { return "socket" })
+	steps := []struct {
+		remove func()
+		want   string
+	}{
+		{func() {}, "socket"},
+		{func() { s.Off("ev") }, "namespace"},
+		{func() { s.Off("ev") }, "namespace"}, // nothing left to remove on the socket
+		{func() { hub.Off("ev") }, "unhandled ev"},
+		{func() { hub.Off("ev") }, "unhandled ev"},
+	}
+	for i, step := range steps {
+		step.remove()
+		ctx, cancel := context.WithTimeout(context.Background(), sockettest.Timeout)
+		reply, err := c.EmitWithAck(ctx, "ev")
+		cancel()
+		var got string
+		if err == nil {
+			err = reply.Decode(&got)
+		}
+		if err != nil || got != step.want {
+			t.Fatalf("step %d: ev answered %q, %v; want %q", i, got, err, step.want)
+		}
+	}
+}
+
+// Without OnUnhandled, an event whose handler Off removed is dropped, as
+// Node drops an event no listener takes; catch-all listeners still see it.
+// RemoveAllListeners removes every handler of the socket, not its
+// catch-all listeners.
+func TestOffDropsEvent(t *testing.T) {
+	hub := rally.NewHub(nil)
+	c, s := listenerServer(t, hub)
+	var log eventLog
+	s.OnAny(log.listener("any"))
+	for _, ev := range []string{"a", "b"} {
+		s.On(ev, func(s *rally.Socket) { log.note(ev + ":handler") })
+	}
+	send(t, c, "a", "b")
+	log.expect(t, "a:any", "a:handler", "b:any", "b:handler")
+
+	s.Off("a")
+	send(t, c, "a", "b")
+	log.expect(t, "a:any", "b:any", "b:handler")
+
+	s.On("a", func(s *rally.Socket) { log.note("a:handler") })
+	s.RemoveAllListeners()
+	send(t, c, "a", "b")
+	log.expect(t, "a:any", "b:any")
+	if n := len(s.ListenersAny()); n != 1 {
+		t.Fatalf("RemoveAllListeners left %d catch-all listeners, want 1", n)
+	}
+}
+
+// A catch-all listener that removes the handler of the event being
+// dispatched keeps it from that event, as Node looks the event's
+// listeners up after calling the catch-all ones.
+func TestOffFromCatchAll(t *testing.T) {
+	hub := rally.NewHub(nil)
+	c, s := listenerServer(t, hub)
+	var log eventLog
+	s.On("ev", func(s *rally.Socket) { log.note("ev:handler") })
+	send(t, c, "ev")
+	log.expect(t, "ev:handler")
+	s.OnAny(func(s *rally.Socket, e *rally.Event) {
+		if e.Name == "ev" {
+			s.Off("ev")
+		}
+	})
+	send(t, c, "ev")
+	log.expect(t)
+}
+
 // Listeners are added and removed while events go through them, in and
 // out, on every level: the race detector watches.
 func TestListenersChangeDuringDispatch(t *testing.T) {

@@ -218,6 +218,30 @@ func (s *Socket) On(event string, handler any) {
 	s.handlers[event] = f
 }
 
+// Off removes the socket's handler of event, registered with On (Node's
+// socket.off(event, listener) and socket.removeAllListeners(event); rally
+// keeps one handler per event, so there is no listener to name). The namespace's handler of the event, if
+// any, takes it again; without one, the event goes to OnUnhandled or is
+// dropped, as Node drops an event no listener takes. An OnAny listener
+// that removes the handler of the event being dispatched keeps it from
+// that event too, as with Node. Off of an event without a handler does
+// nothing.
+func (s *Socket) Off(event string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.handlers, event)
+}
+
+// RemoveAllListeners removes every handler registered with the socket's
+// On (Node's socket.removeAllListeners()); the namespace's handlers, the
+// catch-all listeners and packet middleware stay, as Node keeps
+// onAny listeners and socket.use middleware. For one event, use Off.
+func (s *Socket) RemoveAllListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers = nil
+}
+
 // handler returns the function that handles event on this socket.
 func (s *Socket) handler(event string) *callback.Func {
 	s.mu.Lock()
