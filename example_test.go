@@ -174,6 +174,45 @@ func ExampleSocket_EmitWithAck() {
 	// Output: gopher <nil>
 }
 
+// OnAny returns the func that removes the listener, as Node's
+// socket.offAny(listener) does: here the listener removes itself after the
+// first event, and Off removes an event's handler.
+func ExampleSocket_OnAny() {
+	hub := rally.NewHub(nil)
+	hub.OnConnect(func(s *rally.Socket) {
+		var remove func()
+		remove = s.OnAny(func(s *rally.Socket, e *rally.Event) {
+			fmt.Println("first event:", e.Name)
+			remove()
+		})
+		s.On("bye", func(s *rally.Socket) string { s.Off("bye"); return "bye" })
+	})
+	hub.OnUnhandled(func(s *rally.Socket, e *rally.Event, ack rally.Ack) { ack.Send("no handler of " + e.Name) })
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+	defer hub.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, srv.URL, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	for range 2 {
+		reply, err := c.EmitWithAck(ctx, "bye")
+		var answer string
+		if err == nil {
+			err = reply.Decode(&answer)
+		}
+		fmt.Println(answer, err)
+	}
+	// Output:
+	// first event: bye
+	// bye <nil>
+	// no handler of bye <nil>
+}
+
 // HTTP middleware wraps the Hub like any handler.
 func ExampleLogRequests() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
