@@ -117,7 +117,7 @@ type config struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.scenario, "scenario", "broadcast", "broadcast, echo, idle, handshake or jitter")
+	flag.StringVar(&c.scenario, "scenario", "broadcast", "broadcast, echo, idle, handshake, jitter, poll-handshake or poll-echo")
 	flag.StringVar(&c.addr, "addr", "127.0.0.1:3000", "server address (loopback)")
 	flag.IntVar(&c.pid, "pid", 0, "server process id, for its RSS and CPU time")
 	flag.IntVar(&c.clients, "clients", 1000, "connections (broadcast, echo, idle)")
@@ -179,6 +179,10 @@ func main() {
 		res, err = runHandshake(c)
 	case "jitter":
 		res, err = runJitter(c)
+	case "poll-handshake":
+		res, err = runPollHandshake(c)
+	case "poll-echo":
+		res, err = runPollEcho(c)
 	default:
 		err = fmt.Errorf("unknown scenario %q", c.scenario)
 	}
