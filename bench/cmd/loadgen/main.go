@@ -81,6 +81,8 @@ type Result struct {
 	*JitterFigures
 	// broadcast across two servers (-addr2)
 	*CrossFigures
+	// idle: connect time, the load generator's memory, pings (idle.go)
+	*IdleFigures
 
 	Errors   uint64 `json:"errors"`
 	ErrorMsg string `json:"error,omitempty"`
@@ -632,13 +634,12 @@ func runIdle(c config) (*Result, error) {
 			}
 		}()
 	}
-	conns, rate, err := connectAll(c, n, reader)
+	set, err := connectIdle(c, r, reader)
 	if err != nil {
 		return r, err
 	}
-	defer closeAll(conns)
-	r.ConnRate = rate
-	logf("idle: %d connected (%.0f/s)", n, rate)
+	defer set.close()
+	logf("idle: %d connected (%.0f/s)", n, r.ConnRate)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r.ServerClients = serverClients(c.addr)
@@ -672,7 +673,7 @@ func runIdle(c config) (*Result, error) {
 			logf("goroutine profile: %v", err)
 		}
 	}
-	return r, nil
+	return r, set.hold(c, r)
 }
 
 // runHandshake runs c.concurrency loops of: connect a websocket-only

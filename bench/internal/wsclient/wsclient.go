@@ -62,6 +62,9 @@ type Options struct {
 	// msgpack CONNECT and HandleEngine passes binary messages on as
 	// Socket.IO packets.
 	Msgpack bool
+	// LocalAddr, when set, is the source address to connect from (see
+	// dial); the port is chosen at connect time.
+	LocalAddr net.IP
 }
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -74,7 +77,7 @@ func Dial(addr, path string, opts Options) (*Conn, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	nc, err := net.DialTimeout("tcp", addr, opts.Timeout)
+	nc, err := dial(addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("wsclient: dialing %s: %w", addr, err)
 	}
