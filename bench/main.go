@@ -51,16 +51,18 @@ type peer struct {
 	// redis: the server takes -redis URL, which shares its broadcasts
 	// through a classic Redis adapter (the cross-server scenario).
 	redis bool
+	// polling: the server has Engine.IO's HTTP long-polling transport.
+	polling bool
 }
 
 var peers = []peer{
-	{Key: "rally", Label: "rally", build: "./servers/rally", recovery: true, msgpack: true, redis: true,
+	{Key: "rally", Label: "rally", build: "./servers/rally", recovery: true, msgpack: true, redis: true, polling: true,
 		cmd: goServer("rally")},
-	{Key: "node", Label: "Node socket.io", build: "", recovery: true, msgpack: true, redis: true,
+	{Key: "node", Label: "Node socket.io", build: "", recovery: true, msgpack: true, redis: true, polling: true,
 		cmd: func(addr string, _ bool) []string {
 			return []string{"node", "--expose-gc", "servers/node/server.js", "-addr", addr}
 		}},
-	{Key: "zishang", Label: "zishang520", build: "./servers/zishang",
+	{Key: "zishang", Label: "zishang520", build: "./servers/zishang", polling: true,
 		cmd: goServer("zishang")},
 	{Key: "bare", Label: "bare coder/websocket", build: "./servers/bare",
 		cmd: goServer("bare")},
@@ -96,6 +98,13 @@ type scenario struct {
 	// Cross runs pairs of servers sharing one redis-server, not single
 	// servers (see crossserver.go).
 	Cross bool
+	// Polling: the load is over HTTP long-polling; the servers without
+	// it are skipped (n/a).
+	Polling bool
+	// Files: open files each process needs (0: the default limit does).
+	Files uint64
+	// Timeout replaces the harness's run timeout when longer.
+	Timeout time.Duration
 }
 
 // withMsgpack returns sc and its counterpart with the msgpack parser,
@@ -124,7 +133,7 @@ func jitterScenarios(n int, rate float64, d, warmup, cutEvery time.Duration, dow
 	}
 }
 
-func scenarios(smoke bool, d time.Duration) []scenario {
+func baseScenarios(smoke bool, d time.Duration) []scenario {
 	if smoke {
 		short := []string{"-duration", "700ms", "-warmup", "200ms"}
 		var ss []scenario
@@ -206,6 +215,7 @@ func main() {
 	flag.IntVar(&o.nice, "nice", 0, "run servers and the load generator at this nice level (negative: ahead of other processes on a shared machine; needs root)")
 	flag.StringVar(&pairs, "pairs", "", "cross-server scenarios: pairs of servers A+B (of -servers) to run, comma-separated (default: each with itself, then every mixed pair)")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario against each server this many times (interleaved) and report the median")
+	flag.IntVar(&bigIdleClients, "big-idle", bigIdleClients, "connections of idle-100k (fewer where the open-file limit cannot reach 100,000)")
 	flag.Parse()
 	o.servers = splitList(servers)
 	o.scenarios = splitList(scens)
@@ -477,6 +487,14 @@ func runOne(o options, sc scenario, p peer) Run {
 		r.Skipped = "no socket.io-msgpack-parser format in this peer"
 		return r
 	}
+	if sc.Polling && !p.polling {
+		r.Skipped = "no HTTP long-polling transport in this peer"
+		return r
+	}
+	if err := checkFiles(sc); err != nil {
+		r.Error = err.Error()
+		return r
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		r.Error = err.Error()
@@ -525,7 +543,7 @@ func runOne(o options, sc scenario, p peer) Run {
 			lgArgs = append(lgArgs, "-heapprofile", base+".heap.pprof")
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.runTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), max(o.runTimeout, sc.Timeout))
 	defer cancel()
 	lg := exec.CommandContext(ctx, lgArgs[0], lgArgs[1:]...)
 	var stdout bytes.Buffer
@@ -642,7 +660,7 @@ func summary(r Run) string {
 	f := func(k string) float64 { v, _ := r.Result[k].(float64); return v }
 	switch r.Result["scenario"] {
 	case "idle":
-		return fmt.Sprintf("%.0f B/conn (raw %.0f)", f("per_conn_bytes"), f("per_conn_raw_bytes"))
+		return fmt.Sprintf("%.0f B/conn (raw %.0f), connected in %.1fs", f("per_conn_bytes"), f("per_conn_raw_bytes"), f("connect_seconds"))
 	case "jitter":
 		s := fmt.Sprintf("%.0f broadcasts, %.2f%% delivered, %.0f duplicates, %.0f/%.0f reconnects recovered, ",
 			f("broadcasts"), f("delivered_pct"), f("duplicates"), f("recovered"), f("reconnects"))

@@ -43,10 +43,10 @@ func metricsOf(kind string) []metric {
 			lat("p50_us", "p50 delivery latency (one tick at a time)"),
 			lat("p99_us", "p99 delivery latency (one tick at a time)"),
 			{Field: "latency_rate", Name: "deliveries/s (one tick at a time)", Format: fmtCount}}, cpu...)
-	case "echo":
+	case "echo", "poll-echo":
 		return append([]metric{rate("acks/s"),
 			lat("p50_us", "p50 round trip"), lat("p99_us", "p99 round trip")}, cpu...)
-	case "handshake":
+	case "handshake", "poll-handshake":
 		return append([]metric{rate("connections/s"),
 			lat("p50_us", "p50 handshake"), lat("p99_us", "p99 handshake")}, cpu...)
 	case "jitter":
@@ -69,12 +69,12 @@ func metricsOf(kind string) []metric {
 			lat("rejoin_p99_us", "p99 CONNECT round trip, every reconnect"),
 		}, cpu...)
 	case "idle":
-		return []metric{
+		return append([]metric{
 			{Field: "per_conn_bytes", Name: "RSS growth per connection, after GC", Better: "lower", Format: fmtBytes},
 			{Field: "per_conn_raw_bytes", Name: "RSS growth per connection, before GC", Better: "lower", Format: fmtBytes},
 			{Field: "rss_after", Name: "server RSS, all connected, after GC", Format: fmtMiB},
 			{Field: "connect_rate", Name: "connect rate while opening (50 dialers)", Format: fmtCount},
-		}
+		}, idleMetrics()...)
 	}
 	return nil
 }
@@ -282,6 +282,7 @@ func (rep *report) markdown() string {
 			b.WriteString(line + "\n")
 		}
 	}
+	b.WriteString(rep.moreNotes())
 	b.WriteString(`
 Notes: broadcast triggers a batch of ticks with one "blast" event and sends
 the next batch once every client received every tick (a closed loop); CPU

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPollAndBigIdleScenarios(t *testing.T) {
+	for _, smoke := range []bool{false, true} {
+		ss := scenarios(smoke, 5*time.Second)
+		keys := map[string]int{}
+		for i, sc := range ss {
+			if _, dup := keys[sc.Key]; dup {
+				t.Errorf("smoke=%v: key %s twice", smoke, sc.Key)
+			}
+			keys[sc.Key] = i
+			if sc.Polling != strings.HasPrefix(sc.Kind, "poll-") {
+				t.Errorf("smoke=%v: %s: kind %s, Polling %v", smoke, sc.Key, sc.Kind, sc.Polling)
+			}
+			if len(metricsOf(sc.Kind)) == 0 {
+				t.Errorf("smoke=%v: %s: no metrics for kind %s", smoke, sc.Key, sc.Kind)
+			}
+		}
+		for _, k := range []string{"poll-handshake", "poll-echo"} {
+			if _, ok := keys[k]; !ok {
+				t.Errorf("smoke=%v: no %s", smoke, k)
+			}
+		}
+		big := "idle-100k"
+		if smoke {
+			big = "idle-2k-parked"
+		}
+		i, ok := keys[big]
+		if !ok {
+			t.Fatalf("smoke=%v: no %s", smoke, big)
+		}
+		sc := ss[i]
+		n := argValue(sc.Args, "-clients")
+		if sc.Kind != "idle" || !slices.Contains(sc.Args, "-park") || argValue(sc.Args, "-sources") == "" {
+			t.Errorf("smoke=%v: %s: kind %s args %v", smoke, big, sc.Kind, sc.Args)
+		}
+		if want := map[bool]string{false: "100000", true: "2000"}[smoke]; n != want {
+			t.Errorf("smoke=%v: %s: -clients %s, want %s", smoke, big, n, want)
+		}
+		if sc.Files <= 100000 && !smoke || sc.Timeout < 150*time.Second {
+			t.Errorf("smoke=%v: %s: Files %d, Timeout %s", smoke, big, sc.Files, sc.Timeout)
+		}
+	}
+	for _, p := range peers {
+		if want := p.Key != "bare"; p.polling != want {
+			t.Errorf("peer %s: polling %v", p.Key, p.polling)
+		}
+	}
+}
+
+// argValue returns the value after flag in args, or "".
+func argValue(args []string, flag string) string {
+	i := slices.Index(args, flag)
+	if i < 0 || i+1 >= len(args) {
+		return ""
+	}
+	return args[i+1]
+}
