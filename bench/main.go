@@ -142,8 +142,8 @@ func baseScenarios(smoke bool, d time.Duration) []scenario {
 		ss = append(ss, withMsgpack(scenario{Key: "echo-10", Title: "emit-with-ack echo, 10 clients", Kind: "echo",
 			Args: append([]string{"-clients", "10"}, short...), profile: "cpu"})...)
 		return append(append(ss,
-			scenario{Key: "idle-500", Title: "500 idle connections", Kind: "idle",
-				Args: []string{"-clients", "500"}, profile: "heap"},
+			scenario{Key: "idle-500", Title: "500 idle connections, parked as in idle-100k", Kind: "idle",
+				Args: []string{"-clients", "500", "-park", "-sources", "2"}, profile: "heap"},
 			scenario{Key: "handshake", Title: "websocket-only handshakes, 10 parallel", Kind: "handshake",
 				Args: append([]string{"-concurrency", "10"}, short...), profile: "cpu"},
 			crossScenario("cross-broadcast-100", 100, 200*time.Millisecond, []string{"-duration", "400ms", "-warmup", "100ms"})),

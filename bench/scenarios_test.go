@@ -30,22 +30,24 @@ func TestPollAndBigIdleScenarios(t *testing.T) {
 		}
 		big := "idle-100k"
 		if smoke {
-			big = "idle-2k-parked"
+			big = "idle-500"
 		}
 		i, ok := keys[big]
 		if !ok {
 			t.Fatalf("smoke=%v: no %s", smoke, big)
 		}
 		sc := ss[i]
-		n := argValue(sc.Args, "-clients")
 		if sc.Kind != "idle" || !slices.Contains(sc.Args, "-park") || argValue(sc.Args, "-sources") == "" {
 			t.Errorf("smoke=%v: %s: kind %s args %v", smoke, big, sc.Kind, sc.Args)
 		}
-		if want := map[bool]string{false: "100000", true: "2000"}[smoke]; n != want {
-			t.Errorf("smoke=%v: %s: -clients %s, want %s", smoke, big, n, want)
+		if smoke {
+			continue
 		}
-		if sc.Files <= 100000 && !smoke || sc.Timeout < 150*time.Second {
-			t.Errorf("smoke=%v: %s: Files %d, Timeout %s", smoke, big, sc.Files, sc.Timeout)
+		if n := argValue(sc.Args, "-clients"); n != "100000" {
+			t.Errorf("%s: -clients %s", big, n)
+		}
+		if sc.Files <= 100000 || sc.Timeout < 150*time.Second || argValue(sc.Args, "-hold") == "0s" {
+			t.Errorf("%s: Files %d, Timeout %s, args %v", big, sc.Files, sc.Timeout, sc.Args)
 		}
 	}
 	for _, p := range peers {

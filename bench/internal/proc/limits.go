@@ -31,14 +31,19 @@ func EnsureFileLimit(n uint64) (uint64, error) {
 	}
 	if hard < n {
 		lim := syscall.Rlimit{Cur: n, Max: n}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		if err == nil {
 			return n, nil
-		} else if _, err2 := RaiseFileLimit(); err2 != nil {
-			return soft, err2
-		} else {
-			return hard, fmt.Errorf("open-file limit: %d needed, the hard limit is %d and raising it failed (%v: it needs root with CAP_SYS_RESOURCE, and at most fs.nr_open = %s)",
-				n, hard, err, readSys("fs/nr_open"))
 		}
+		if _, err2 := RaiseFileLimit(); err2 != nil {
+			return soft, err2
+		}
+		why := err.Error()
+		if err == syscall.EPERM {
+			why = "raising the hard limit needs CAP_SYS_RESOURCE, which this process lacks (root or not)"
+		}
+		return hard, fmt.Errorf("open-file limit: %d needed, the hard limit is %d and could not be raised: %s (fs.nr_open = %s)",
+			n, hard, why, readSys("fs/nr_open"))
 	}
 	return RaiseFileLimit()
 }
