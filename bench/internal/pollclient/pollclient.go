@@ -231,7 +231,8 @@ func Packets(payload []byte, fn func(p []byte) bool) {
 
 // Join sends a CONNECT to the main namespace and polls until its reply,
 // answering pings meanwhile, and returns the reply's payload ({"sid":…}),
-// valid until the next Poll. A CONNECT_ERROR is an error.
+// valid until the next Poll. A CONNECT_ERROR is an error. Messages that
+// come in the same payloads as the reply are dropped.
 func (s *Session) Join() ([]byte, error) {
 	if err := s.Post(connectPacket); err != nil {
 		return nil, fmt.Errorf("pollclient: sending CONNECT: %w", err)
@@ -244,16 +245,14 @@ func (s *Session) Join() ([]byte, error) {
 		var reply []byte
 		Packets(payload, func(p []byte) bool {
 			switch {
-			case strings.HasPrefix(string(p), "40"):
+			case reply == nil && strings.HasPrefix(string(p), "40"):
 				reply = p[2:]
-				return false
 			case strings.HasPrefix(string(p), "44"):
 				err = fmt.Errorf("pollclient: CONNECT refused: %s", p)
-				return false
 			default:
 				err = s.HandleEngine(p)
-				return err == nil
 			}
+			return err == nil
 		})
 		if err != nil {
 			return nil, err
