@@ -107,7 +107,8 @@ func describeMachine(o options) machine {
 		Versions:  map[string]string{},
 		Smoke:     o.smoke,
 		Repeat:    o.repeat,
-		LoadgenGo: "raw websocket + minimal Engine.IO/Socket.IO framing (bench/internal/wsclient), one goroutine per connection",
+		LoadgenGo: "raw websocket + minimal Engine.IO/Socket.IO framing (bench/internal/wsclient), one goroutine per connection " +
+			"(idle-100k: parked on one epoll loop, bench/internal/park); long-polling: net/http keep-alive, a GET and a POST connection per client (bench/internal/pollclient)",
 	}
 }
 
