@@ -83,6 +83,8 @@ type Result struct {
 	*CrossFigures
 	// idle: connect time, the load generator's memory, pings (idle.go)
 	*IdleFigures
+	// poll-handshake, poll-echo: the HTTP client (polling.go)
+	*PollFigures
 
 	Errors   uint64 `json:"errors"`
 	ErrorMsg string `json:"error,omitempty"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,6 +13,22 @@ import (
 	"github.com/rallyhq/rally/bench/internal/pollclient"
 	"github.com/rallyhq/rally/bench/internal/wsclient"
 )
+
+// pollWire is how the long-polling clients make their requests.
+var pollWire = flag.String("http", "raw",
+	`poll-*: the clients' HTTP: "raw" (HTTP/1.1 written on the connections, the least CPU) or "net/http" (net/http's client)`)
+
+// PollFigures are what the long-polling scenarios add to Result.
+type PollFigures struct {
+	// HTTPClient is the -http the clients used.
+	HTTPClient string `json:"http_client"`
+}
+
+// pollSetup returns the wire the clients use, after recording it in r.
+func pollSetup(r *Result) (pollclient.Wire, error) {
+	r.PollFigures = &PollFigures{HTTPClient: *pollWire}
+	return pollclient.ParseWire(*pollWire)
+}
 
 // firstError keeps the first of the errors many goroutines report, and
 // counts them all.
@@ -45,6 +62,10 @@ func (f *firstError) get() error {
 // first GET sent to the CONNECT reply read, the close not included.
 func runPollHandshake(c config) (*Result, error) {
 	r := &Result{Scenario: "poll-handshake", Clients: c.concurrency}
+	how, err := pollSetup(r)
+	if err != nil {
+		return r, err
+	}
 	var h hist.Histogram
 	var count atomic.Uint64
 	var measuring, stop atomic.Bool
@@ -54,7 +75,7 @@ func runPollHandshake(c config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := pollclient.NewClient(c.addr, 0)
+			cl := pollclient.NewClient(c.addr, how, 0)
 			defer cl.Close()
 			for !stop.Load() {
 				start := time.Now()
@@ -118,6 +139,10 @@ type pollEchoer struct {
 func runPollEcho(c config) (*Result, error) {
 	n := c.clients
 	r := &Result{Scenario: "poll-echo", Clients: n}
+	how, err := pollSetup(r)
+	if err != nil {
+		return r, err
+	}
 	clients := make([]*pollEchoer, n)
 	var fails firstError
 	closeAllPolls := func() {
@@ -137,7 +162,7 @@ func runPollEcho(c config) (*Result, error) {
 	}
 	start := time.Now()
 	for i := range clients {
-		cl := pollclient.NewClient(c.addr, 0)
+		cl := pollclient.NewClient(c.addr, how, 0)
 		s, err := cl.Open()
 		if err == nil {
 			if _, err = s.Join(); err != nil {

@@ -1,21 +1,18 @@
 // Package pollclient is the load generator's HTTP long-polling client:
 // Engine.IO v4 sessions over the polling transport only (no upgrade), with
-// just enough Socket.IO framing to join the main namespace. It is built on
-// net/http with keep-alive and holds, as a browser does, two connections
-// per client: one for the long-polling GETs, one for the POSTs. Requests
-// and buffers are reused from one request to the next, so what a request
-// allocates is what net/http's transport allocates.
+// just enough Socket.IO framing to join the main namespace. A client
+// holds, as a browser does, two keep-alive connections: one for the
+// long-polling GETs, one for the POSTs. It writes HTTP/1.1 on them itself
+// (Raw, the default: a request allocates nothing once the buffers have
+// grown) or goes through net/http's client (NetHTTP: requests and buffers
+// reused, the rest is what net/http's transport allocates).
 package pollclient
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -29,48 +26,74 @@ const Separator = '\x1e'
 // packet "1" in a payload, or an HTTP 400 for an unknown session).
 var ErrClosed = errors.New("pollclient: session closed by the server")
 
+// contentType is what POSTs carry, as the official client sends.
+const contentType = "text/plain;charset=UTF-8"
+
+// A wire sends the requests of one direction (GETs or POSTs) of a
+// client, one at a time, on one keep-alive connection.
+type wire interface {
+	// do sends one request for target (path and query) and appends the
+	// response's body to buf.
+	do(method, target string, body, buf []byte) (status int, out []byte, err error)
+	// abort makes the request in flight, if any, fail at once.
+	abort()
+	// close closes the connection.
+	close()
+}
+
+// Wire chooses how a Client makes its requests.
+type Wire int
+
+const (
+	// Raw writes HTTP/1.1 straight on the connections (raw.go): the
+	// least CPU per request.
+	Raw Wire = iota
+	// NetHTTP goes through net/http's client, one Transport per
+	// connection (nethttp.go).
+	NetHTTP
+)
+
+// ParseWire returns the Wire named "raw" or "net/http".
+func ParseWire(name string) (Wire, error) {
+	switch name {
+	case "raw":
+		return Raw, nil
+	case "net/http":
+		return NetHTTP, nil
+	}
+	return 0, fmt.Errorf("pollclient: unknown wire %q (raw or net/http)", name)
+}
+
 // Client is a pair of keep-alive HTTP connections to one server, one for
 // GETs and one for POSTs, over which sessions are opened one after the
 // other. A Client runs one session at a time.
 type Client struct {
-	addr     string
-	timeout  time.Duration
-	get      *http.Client
-	post     *http.Client
-	getTr    *http.Transport
-	postTr   *http.Transport
-	sessions int
+	addr string
+	get  wire
+	post wire
 }
 
-// NewClient returns a client of the server at addr (host:port). timeout
-// bounds each request, long polls included (60s when 0); it must exceed
-// the server's ping interval, which is as long as a poll may wait.
-func NewClient(addr string, timeout time.Duration) *Client {
+// NewClient returns a client of the server at addr (host:port) that
+// makes its requests with how. timeout bounds each request, long polls
+// included (60s when 0); it must exceed the server's ping interval, which
+// is as long as a poll may wait.
+func NewClient(addr string, how Wire, timeout time.Duration) *Client {
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
-	tr := func() *http.Transport {
-		return &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-			MaxConnsPerHost:     1, // one connection per direction, reused
-			MaxIdleConnsPerHost: 1,
-			MaxIdleConns:        1,
-			DisableCompression:  true,
-			ForceAttemptHTTP2:   false,
-			WriteBufferSize:     4096,
-			ReadBufferSize:      4096,
-		}
+	c := &Client{addr: addr}
+	if how == NetHTTP {
+		c.get, c.post = newNetWire(timeout), newNetWire(timeout)
+	} else {
+		c.get, c.post = newRawWire(addr, timeout), newRawWire(addr, timeout)
 	}
-	c := &Client{addr: addr, timeout: timeout, getTr: tr(), postTr: tr()}
-	c.get = &http.Client{Transport: c.getTr, Timeout: timeout}
-	c.post = &http.Client{Transport: c.postTr, Timeout: timeout}
 	return c
 }
 
-// Close closes the client's idle connections.
+// Close closes the client's connections.
 func (c *Client) Close() {
-	c.getTr.CloseIdleConnections()
-	c.postTr.CloseIdleConnections()
+	c.get.close()
+	c.post.close()
 }
 
 // Handshake is the open packet's payload.
@@ -86,62 +109,35 @@ type Handshake struct {
 // from one goroutine; Post may be called from several (they are
 // serialized, as the server refuses overlapping POSTs).
 type Session struct {
-	c   *Client
-	Hs  Handshake
-	ctx context.Context
-	// cancel ends the session's requests, a pending poll included.
-	cancel context.CancelFunc
+	c      *Client
+	Hs     Handshake
+	target string // the session's path and query, for net/http its URL
+	getBuf []byte
 
-	getReq  *http.Request
-	getBuf  []byte
 	postMu  sync.Mutex
-	postReq *http.Request
-	body    reusableBody
 	postBuf []byte
 }
 
-// reusableBody is a POST body that can be reset, so that a request is
-// reused without allocating a new body.
-type reusableBody struct{ bytes.Reader }
-
-func (*reusableBody) Close() error { return nil }
+const path = "/socket.io/?EIO=4&transport=polling"
 
 // Open starts a session: GET /socket.io/?EIO=4&transport=polling, whose
 // answer is the open packet.
 func (c *Client) Open() (*Session, error) {
-	c.sessions++
-	base := "http://" + c.addr + "/socket.io/?EIO=4&transport=polling"
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Session{c: c, ctx: ctx, cancel: cancel}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base, nil)
-	if err != nil {
-		cancel()
-		return nil, err
+	s := &Session{c: c, target: path}
+	if _, ok := c.get.(*netWire); ok {
+		s.target = "http://" + c.addr + path
 	}
-	s.getReq = req
 	payload, err := s.Poll()
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("pollclient: handshake: %w", err)
 	}
 	if len(payload) == 0 || payload[0] != '0' {
-		cancel()
 		return nil, fmt.Errorf("pollclient: handshake: expected the open packet, got %q", payload)
 	}
 	if err := json.Unmarshal(payload[1:], &s.Hs); err != nil || s.Hs.SID == "" {
-		cancel()
 		return nil, fmt.Errorf("pollclient: handshake: bad open packet %q: %v", payload, err)
 	}
-	url := base + "&sid=" + s.Hs.SID
-	if s.getReq, err = http.NewRequestWithContext(ctx, http.MethodGet, url, nil); err != nil {
-		cancel()
-		return nil, err
-	}
-	if s.postReq, err = http.NewRequestWithContext(ctx, http.MethodPost, url, &s.body); err != nil {
-		cancel()
-		return nil, err
-	}
-	s.postReq.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	s.target += "&sid=" + s.Hs.SID
 	return s, nil
 }
 
@@ -150,15 +146,15 @@ func (c *Client) Open() (*Session, error) {
 // waits as long as the server holds the request: until it has something
 // to send, at most a ping interval.
 func (s *Session) Poll() ([]byte, error) {
-	resp, err := s.c.get.Do(s.getReq)
+	status, buf, err := s.c.get.do("GET", s.target, nil, s.getBuf[:0])
+	s.getBuf = buf
+	if err == nil {
+		err = statusError(status, buf)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pollclient: GET: %w", err)
 	}
-	s.getBuf, err = readBody(resp, s.getBuf[:0])
-	if err != nil {
-		return nil, fmt.Errorf("pollclient: GET: %w", err)
-	}
-	return s.getBuf, nil
+	return buf, nil
 }
 
 // Post sends payload (one packet, or several separated by Separator) in
@@ -166,13 +162,11 @@ func (s *Session) Poll() ([]byte, error) {
 func (s *Session) Post(payload []byte) error {
 	s.postMu.Lock()
 	defer s.postMu.Unlock()
-	s.body.Reset(payload)
-	s.postReq.ContentLength = int64(len(payload))
-	resp, err := s.c.post.Do(s.postReq)
-	if err != nil {
-		return fmt.Errorf("pollclient: POST: %w", err)
+	status, buf, err := s.c.post.do("POST", s.target, payload, s.postBuf[:0])
+	s.postBuf = buf
+	if err == nil {
+		err = statusError(status, buf)
 	}
-	s.postBuf, err = readBody(resp, s.postBuf[:0])
 	if err != nil {
 		return fmt.Errorf("pollclient: POST: %w", err)
 	}
@@ -186,35 +180,16 @@ var (
 	closePacket   = []byte("1")
 )
 
-// readBody appends resp's body to buf and closes it; a status other than
-// 200 is an error (400, the server's answer for an unknown or closed
-// session, is ErrClosed).
-func readBody(resp *http.Response, buf []byte) ([]byte, error) {
-	defer resp.Body.Close()
-	if resp.ContentLength > 0 && int64(cap(buf)) < resp.ContentLength {
-		buf = make([]byte, 0, resp.ContentLength)
+// statusError is nil for a 200; 400, the servers' answer for an unknown
+// or closed session, is ErrClosed.
+func statusError(status int, body []byte) error {
+	switch status {
+	case 200:
+		return nil
+	case 400:
+		return fmt.Errorf("%w: status 400 %q", ErrClosed, body)
 	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return buf, nil
-	case http.StatusBadRequest:
-		return buf, fmt.Errorf("%w: %s %q", ErrClosed, resp.Status, buf)
-	default:
-		return buf, fmt.Errorf("%s %q", resp.Status, buf)
-	}
+	return fmt.Errorf("status %d %q", status, body)
 }
 
 // Packets calls fn with each packet of payload, in order, until fn
@@ -280,13 +255,16 @@ func (s *Session) HandleEngine(p []byte) error {
 }
 
 // Close sends the close packet ("1"), which ends the session on the
-// server, then cancels whatever request of the session is still pending.
+// server, then ends whatever request of the session is still pending.
 func (s *Session) Close() error {
 	err := s.Post(closePacket)
-	s.cancel()
+	s.Abort()
 	return err
 }
 
-// Abort cancels the session's pending requests without telling the
-// server, as a lost network would.
-func (s *Session) Abort() { s.cancel() }
+// Abort ends the session's pending requests without telling the server,
+// as a lost network would.
+func (s *Session) Abort() {
+	s.c.get.abort()
+	s.c.post.abort()
+}

@@ -62,11 +62,23 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestSession(t *testing.T) {
+	for _, how := range []string{"raw", "net/http"} {
+		t.Run(strings.ReplaceAll(how, "/", ""), func(t *testing.T) {
+			wire, err := ParseWire(how)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testSession(t, wire)
+		})
+	}
+}
+
+func testSession(t *testing.T, how Wire) {
 	f := &fakeServer{}
 	f.ready = sync.NewCond(&f.mu)
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	c := NewClient(strings.TrimPrefix(srv.URL, "http://"), 0)
+	c := NewClient(strings.TrimPrefix(srv.URL, "http://"), how, 0)
 	defer c.Close()
 	s, err := c.Open()
 	if err != nil {
