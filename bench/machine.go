@@ -108,7 +108,7 @@ func describeMachine(o options) machine {
 		Smoke:     o.smoke,
 		Repeat:    o.repeat,
 		LoadgenGo: "raw websocket + minimal Engine.IO/Socket.IO framing (bench/internal/wsclient), one goroutine per connection " +
-			"(idle-100k: parked on one epoll loop, bench/internal/park); long-polling: net/http keep-alive, a GET and a POST connection per client (bench/internal/pollclient)",
+			"(idle-100k: parked on one epoll loop, bench/internal/park); long-polling: raw HTTP/1.1 on a keep-alive GET and POST connection per client (bench/internal/pollclient; -http net/http in the loadgen for net/http)",
 	}
 }
 
