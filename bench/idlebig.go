@@ -38,6 +38,8 @@ func bigIdleScenario() scenario {
 
 // checkFiles makes sure the processes about to start may open the files
 // sc needs, raising the limit (which they inherit) if it must and can.
+// When it cannot, the run is n/a, with the error as the reason: the
+// machine, not the server, is short.
 func checkFiles(sc scenario) error {
 	if sc.Files == 0 {
 		return nil

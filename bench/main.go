@@ -492,7 +492,7 @@ func runOne(o options, sc scenario, p peer) Run {
 		return r
 	}
 	if err := checkFiles(sc); err != nil {
-		r.Error = err.Error()
+		r.Skipped = err.Error() // the machine's limit, not the server's failure
 		return r
 	}
 	addr, err := freeAddr()

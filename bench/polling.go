@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -24,7 +25,8 @@ func pollScenarios(smoke bool, d time.Duration) []scenario {
 }
 
 // moreNotes explains, under the table, the polling and large idle
-// scenarios that ran.
+// scenarios that ran, and why idle-100k did not where the open-file
+// limit was too low.
 func (rep *report) moreNotes() string {
 	var poll, big bool
 	for _, sc := range rep.Scenarios {
@@ -42,14 +44,21 @@ not timed). Polling echo POSTs each emit and reads the ack from the GET
 it keeps pending.
 `
 	}
+	for _, r := range rep.Runs {
+		if r.Skipped != "" && strings.Contains(r.Skipped, "open-file limit") {
+			s += "\n" + r.Scenario + " did not run (n/a): " + r.Skipped + ".\n"
+			break
+		}
+	}
 	if big {
 		s += `
 Large idle: the load generator hands each joined connection to one epoll
 loop that answers the Engine.IO pings, and spreads them over several
 loopback source addresses so as not to run out of ephemeral ports; after
 measuring it holds them for longer than a ping interval and checks that
-the server still counts every one. It fails at once, rather than half
-way, when the open-file limit cannot reach the connection count.
+the server still counts every one. It is n/a at once, rather than
+failing half way, when the open-file limit cannot reach the connection
+count.
 `
 	}
 	return s
