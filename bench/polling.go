@@ -7,13 +7,13 @@ import (
 )
 
 // pollScenarios are the HTTP long-polling scenarios (Engine.IO's polling
-// transport only, no upgrade): handshakes, and emit-with-ack echo. The
-// servers without polling (bare) are n/a.
+// transport only, no upgrade): handshakes, emit-with-ack echo and
+// broadcast. The servers without polling (bare) are n/a.
 func pollScenarios(smoke bool, d time.Duration) []scenario {
-	loops, clients := 50, 100
+	loops, clients, fans, batch, lat := 50, 100, 500, 20, "3s"
 	win := []string{"-duration", d.String(), "-warmup", "1s"}
 	if smoke {
-		loops, clients = 5, 5
+		loops, clients, fans, batch, lat = 5, 5, 10, 10, "300ms"
 		win = []string{"-duration", "500ms", "-warmup", "200ms"}
 	}
 	return []scenario{
@@ -21,6 +21,9 @@ func pollScenarios(smoke bool, d time.Duration) []scenario {
 			Args: append([]string{"-concurrency", strconv.Itoa(loops)}, win...), profile: "cpu", Polling: true},
 		{Key: "poll-echo", Title: "emit-with-ack echo over long-polling, " + strconv.Itoa(clients) + " clients", Kind: "poll-echo",
 			Args: append([]string{"-clients", strconv.Itoa(clients)}, win...), profile: "cpu", Polling: true},
+		{Key: "poll-broadcast", Title: "broadcast to " + strconv.Itoa(fans) + " long-polling clients", Kind: "poll-broadcast",
+			Args:    append([]string{"-clients", strconv.Itoa(fans), "-batch", strconv.Itoa(batch), "-latency-duration", lat}, win...),
+			profile: "cpu", Polling: true},
 	}
 }
 
@@ -41,7 +44,9 @@ each client holding two keep-alive HTTP connections, one for its GETs and
 one for its POSTs, as browsers do. A polling handshake is: GET the open
 packet, POST the CONNECT, GET its reply (then POST the close packet,
 not timed). Polling echo POSTs each emit and reads the ack from the GET
-it keeps pending.
+it keeps pending. Polling broadcast is broadcast's closed loop with
+every client keeping a GET pending: its batches come mostly packed
+several ticks to a GET answer, its one-tick phase one tick per answer.
 `
 	}
 	for _, r := range rep.Runs {

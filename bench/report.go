@@ -36,7 +36,7 @@ func metricsOf(kind string) []metric {
 		{Field: "others_cpu_pct", Name: "other processes' CPU (noise)", Format: fmtPct},
 	}
 	switch kind {
-	case "broadcast":
+	case "broadcast", "poll-broadcast":
 		return append([]metric{rate("deliveries/s (batches)"),
 			lat("burst_p50_us", "p50 delivery latency (batches)"),
 			lat("burst_p99_us", "p99 delivery latency (batches)"),

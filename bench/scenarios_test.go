@@ -23,7 +23,7 @@ func TestPollAndBigIdleScenarios(t *testing.T) {
 				t.Errorf("smoke=%v: %s: no metrics for kind %s", smoke, sc.Key, sc.Kind)
 			}
 		}
-		for _, k := range []string{"poll-handshake", "poll-echo"} {
+		for _, k := range []string{"poll-handshake", "poll-echo", "poll-broadcast"} {
 			if _, ok := keys[k]; !ok {
 				t.Errorf("smoke=%v: no %s", smoke, k)
 			}

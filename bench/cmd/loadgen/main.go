@@ -121,7 +121,7 @@ type config struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.scenario, "scenario", "broadcast", "broadcast, echo, idle, handshake, jitter, poll-handshake or poll-echo")
+	flag.StringVar(&c.scenario, "scenario", "broadcast", "broadcast, echo, idle, handshake, jitter, poll-handshake, poll-echo or poll-broadcast")
 	flag.StringVar(&c.addr, "addr", "127.0.0.1:3000", "server address (loopback)")
 	flag.IntVar(&c.pid, "pid", 0, "server process id, for its RSS and CPU time")
 	flag.IntVar(&c.clients, "clients", 1000, "connections (broadcast, echo, idle)")
@@ -187,6 +187,8 @@ func main() {
 		res, err = runPollHandshake(c)
 	case "poll-echo":
 		res, err = runPollEcho(c)
+	case "poll-broadcast":
+		res, err = runPollBroadcast(c)
 	default:
 		err = fmt.Errorf("unknown scenario %q", c.scenario)
 	}
