@@ -13,8 +13,8 @@ func pollScenarios(smoke bool, d time.Duration) []scenario {
 	loops, clients, fans, batch, lat := 50, 100, 500, 20, "3s"
 	win := []string{"-duration", d.String(), "-warmup", "1s"}
 	if smoke {
-		loops, clients, fans, batch, lat = 5, 5, 10, 10, "300ms"
-		win = []string{"-duration", "500ms", "-warmup", "200ms"}
+		loops, clients, fans, batch, lat = 5, 5, 10, 10, "200ms"
+		win = []string{"-duration", "300ms", "-warmup", "100ms"}
 	}
 	return []scenario{
 		{Key: "poll-handshake", Title: "long-polling handshakes, " + strconv.Itoa(loops) + " parallel", Kind: "poll-handshake",
