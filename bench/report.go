@@ -326,7 +326,11 @@ func (rep *report) targets() []string {
 		return r / p, true
 	}
 	for _, sc := range rep.Scenarios {
-		switch sc.Kind {
+		kind := sc.Kind
+		if sc.Cross {
+			kind = "cross"
+		}
+		switch kind {
 		case "broadcast":
 			if x, ok := ratio(sc.Key, "rate", "bare"); ok {
 				check(sc.Title+": deliveries/s ≥ 0.8× bare", fmt.Sprintf("%.2f×", x), x >= 0.8)
@@ -352,6 +356,16 @@ func (rep *report) targets() []string {
 			n, ok2 := rep.value(sc.Key, "node", "p99_us")
 			if ok1 && ok2 {
 				check(sc.Title+": p99 below Node's", fmt.Sprintf("%s vs %s", fmtMicros(r), fmtMicros(n)), r < n)
+			}
+		case "poll-handshake", "poll-echo":
+			if x, ok := ratio(sc.Key, "rate", "node"); ok {
+				check(sc.Title+": ≥ 2× Node", fmt.Sprintf("%.2f×", x), x >= 2)
+			}
+		case "cross":
+			r, ok1 := rep.value(sc.Key, "rally+rally", "rate")
+			n, ok2 := rep.value(sc.Key, "node+node", "rate")
+			if ok1 && ok2 && n > 0 {
+				check(sc.Title+": rally pair ≥ 2× the Node pair", fmt.Sprintf("%.2f×", r/n), r/n >= 2)
 			}
 		case "handshake":
 			if x, ok := ratio(sc.Key, "rate", "bare"); ok {
