@@ -62,16 +62,32 @@ func (m *Message) HasRequestID() bool {
 	return ok
 }
 
-// Marshal encodes m as one MessagePack map, as Node's adapters publish
-// messages on pub/sub channels: {type, data, uid, nsp}, in the order Node
-// builds it.
-func (m *Message) Marshal() ([]byte, error) {
+// fields returns m as the object Node's adapters publish: {type, data,
+// uid, nsp}, in the order Node builds it.
+func (m *Message) fields() msgpack.Map {
 	out := msgpack.Map{{Key: "type", Value: int(m.Type)}}
 	if m.Data != nil {
 		out = append(out, msgpack.Entry{Key: "data", Value: m.Data})
 	}
-	out = append(out, msgpack.Entry{Key: "uid", Value: m.UID}, msgpack.Entry{Key: "nsp", Value: m.NSP})
-	return msgpack.Marshal(out)
+	return append(out, msgpack.Entry{Key: "uid", Value: m.UID}, msgpack.Entry{Key: "nsp", Value: m.NSP})
+}
+
+// Marshal encodes m as one MessagePack map, as Node's adapters publish
+// messages on pub/sub channels.
+func (m *Message) Marshal() ([]byte, error) { return msgpack.Marshal(m.fields()) }
+
+// MarshalJSON encodes m as JSON text, as JSON.stringify writes a message
+// without binary values. A message with binary values cannot be written
+// as JSON: use Marshal.
+func (m *Message) MarshalJSON() ([]byte, error) {
+	text, attachments, err := msgpack.ToJSON(m.fields())
+	if err != nil {
+		return nil, err
+	}
+	if len(attachments) > 0 {
+		return nil, fmt.Errorf("cluster message of type %d holds binary values: not JSON", m.Type)
+	}
+	return text, nil
 }
 
 // Unmarshal decodes a message that Marshal, or a Node adapter, encoded.
@@ -80,6 +96,24 @@ func Unmarshal(payload []byte) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fromValue(v)
+}
+
+// Decode decodes a message encoded either way, as Node's sharded adapter
+// reads them: JSON when the payload starts with "{", MessagePack
+// otherwise.
+func Decode(payload []byte) (*Message, error) {
+	if len(payload) == 0 || payload[0] != '{' {
+		return Unmarshal(payload)
+	}
+	v, err := msgpack.FromJSON(payload, nil)
+	if err != nil {
+		return nil, err
+	}
+	return fromValue(v)
+}
+
+func fromValue(v any) (*Message, error) {
 	m, ok := v.(msgpack.Map)
 	if !ok {
 		return nil, fmt.Errorf("cluster message is %T, want a map", v)
