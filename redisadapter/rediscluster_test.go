@@ -27,9 +27,11 @@ type redisCluster struct {
 
 // clusterNode is one redis-server of a redisCluster.
 type clusterNode struct {
-	Addr string
-	dir  string
-	out  *lockedBuilder
+	Addr          string
+	dir           string
+	out           *lockedBuilder
+	bin           string
+	port, busPort int
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -87,6 +89,7 @@ func startRedisCluster(t testing.TB) *redisCluster {
 // launch starts a cluster-enabled redis-server and waits until it
 // answers PING.
 func (n *clusterNode) launch(bin string, port, busPort int) error {
+	n.bin, n.port, n.busPort = bin, port, busPort
 	if err := os.MkdirAll(n.dir, 0o755); err != nil {
 		return err
 	}
@@ -141,6 +144,16 @@ func (n *clusterNode) halt(sig syscall.Signal) {
 
 // Kill stops the node at once (SIGKILL), as a crash would.
 func (n *clusterNode) Kill() { n.halt(syscall.SIGKILL) }
+
+// Restart starts a stopped node again, on its ports and with its cluster
+// configuration: a former master rejoins as a replica of the node that
+// took its slots.
+func (n *clusterNode) Restart(t testing.TB) {
+	t.Helper()
+	if err := n.launch(n.bin, n.port, n.busPort); err != nil {
+		t.Fatalf("restarting cluster node %s: %v", n.Addr, err)
+	}
+}
 
 func (c *redisCluster) stop() {
 	var wg sync.WaitGroup
