@@ -179,12 +179,16 @@ func (n *Node) ServerCount(ctx context.Context, nsp string) (int, error) {
 }
 
 // numSub counts the subscribers of a channel; on a Redis Cluster, summed
-// over the masters as the Node adapter does.
+// over every node, replicas included: PUBLISH reaches the whole cluster,
+// so a server may subscribe on any node (node-redis's cluster client picks
+// a random one, replicas included), and each node counts only its own
+// subscribers. The Node adapter sums over the masters only, and misses
+// the servers subscribed on a replica.
 func numSub(ctx context.Context, client redis.UniversalClient, channel string) (int, error) {
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		var mu sync.Mutex
 		total := 0
-		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		err := cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
 			m, err := c.PubSubNumSub(ctx, channel).Result()
 			mu.Lock()
 			total += int(m[channel])

@@ -236,6 +236,35 @@ func (c *redisCluster) waitHealthy(timeout time.Duration) {
 	c.t.Fatalf("the Redis Cluster is not healthy after %v: %s", timeout, last)
 }
 
+// waitReplicasListed waits until every node's CLUSTER SLOTS lists a
+// replica for every slot range, so that the cluster clients created then
+// know every replica (go-redis reads the slot map again only every 10s).
+// The replicas are listed seconds after they are in sync.
+func (c *redisCluster) waitReplicasListed(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, n := range c.nodes {
+		for {
+			rc := redis.NewClient(&redis.Options{Addr: n.Addr})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			slots, err := rc.ClusterSlots(ctx).Result()
+			cancel()
+			rc.Close()
+			listed := err == nil && len(slots) > 0
+			for _, s := range slots {
+				listed = listed && len(s.Nodes) == 2
+			}
+			if listed {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("%s does not list a replica per slot range after %v: %v %v", n.Addr, timeout, slots, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 // live returns the nodes that run.
 func (c *redisCluster) live() []*clusterNode {
 	var out []*clusterNode
