@@ -234,10 +234,13 @@ func TestShardedFailover(t *testing.T) {
 
 	// Requests between the rally servers work again: both counted on the
 	// masters, and answering.
+	var count int
 	eventually(t, 10*time.Second, "the rally servers counted after the failover", func() bool {
 		n, err := ms[0].node.ServerCount(ctx, "/")
+		count = n
 		return err == nil && n >= 2
 	})
+	t.Logf("servers counted after the failover: %d", count)
 	got, err := ms[1].hub.ServerSideEmitWithAck(ctx, "unhandled")
 	if len(got) == 0 || !errors.Is(err, rally.ErrNoHandler) {
 		t.Fatalf("a server-side emit after the failover: %d answers, %v", len(got), err)

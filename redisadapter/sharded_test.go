@@ -106,11 +106,11 @@ func shfence(t *testing.T, m *shmember, peers ...*peer) {
 	}
 }
 
-// shardSubs counts the subscribers of a shard channel over the masters.
+// shardSubs counts the subscribers of a shard channel over the nodes.
 func shardSubs(ctx context.Context, cc *redis.ClusterClient, channel string) (int, error) {
 	var mu sync.Mutex
 	total := 0
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+	err := cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
 		m, err := c.PubSubShardNumSub(ctx, channel).Result()
 		mu.Lock()
 		total += int(m[channel])

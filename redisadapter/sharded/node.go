@@ -248,7 +248,7 @@ func (n *Node) Ready(ctx context.Context) error {
 
 // ServerCount returns how many servers serve a namespace: the number of
 // connections subscribed to its channel (PUBSUB SHARDNUMSUB, summed over
-// the masters of a Redis Cluster), as Node counts them.
+// the nodes of a Redis Cluster, replicas included).
 func (n *Node) ServerCount(ctx context.Context, nsp string) (int, error) {
 	a := n.adapterOf(nsp)
 	if a == nil {
@@ -296,12 +296,15 @@ func (n *Node) onChannelMessage(channel, payload string) {
 }
 
 // shardNumSub counts the subscribers of a shard channel; on a Redis
-// Cluster, summed over the masters as the Node adapter does.
+// Cluster, summed over every node. The Node adapter sums over the masters
+// only; a replica delivers its shard's messages too, and node-redis may
+// subscribe on one (it reconnects to a failed master's address, where the
+// node comes back as a replica), so rally counts those servers as well.
 func shardNumSub(ctx context.Context, client redis.UniversalClient, channel string) (int, error) {
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		var mu sync.Mutex
 		total := 0
-		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		err := cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
 			m, err := c.PubSubShardNumSub(ctx, channel).Result()
 			mu.Lock()
 			total += int(m[channel])
