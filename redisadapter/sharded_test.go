@@ -504,3 +504,52 @@ func TestShardedRoomsWithoutObserver(t *testing.T) {
 	}
 	waitShardSubs(t, ms[0].rdb, "socket.io#/#polled#", 0)
 }
+
+// TestShardedSingleServer runs the sharded adapter on one Redis 7 server
+// (a *redis.Client, every channel on one subscription): broadcasts to
+// rooms with channels of their own, a fetch.
+func TestShardedSingleServer(t *testing.T) {
+	r := startRedis(t)
+	var ms []*shmember
+	for i := range 2 {
+		logger, logs := newLogRecorder(t)
+		m := &shmember{i: i, logs: logs, node: sharded.New(r.Client(t), &sharded.Options{Logger: logger})}
+		m.hub = rally.NewHub(&rally.Options{Adapter: m.node.Adapter})
+		m.hub.Observe(m.node.Observer())
+		m.hub.On("join", func(s *rally.Socket, rooms ...string) { s.Join(rooms...) })
+		m.srv = sockettest.NewServer(t, m.hub)
+		t.Cleanup(func() { m.node.Close() })
+		ms = append(ms, m)
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	for _, m := range ms {
+		if err := m.node.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "2 servers", func() bool {
+		n, err := ms[0].node.ServerCount(ctx, "/")
+		return err == nil && n == 2
+	})
+	a, b := ms[0].dial(t, nil), ms[1].dial(t, nil)
+	b.join(t, "r1", "r2")
+	rdb := r.Client(t)
+	eventually(t, 5*time.Second, "the room channels subscribed", func() bool {
+		m, err := rdb.PubSubShardNumSub(ctx, "socket.io#/#r1#", "socket.io#/#r2#").Result()
+		return err == nil && m["socket.io#/#r1#"] == 1 && m["socket.io#/#r2#"] == 1
+	})
+	for _, room := range []string{"r1", "r2"} {
+		if err := ms[0].hub.To(room).Emit("room", room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectStrings(t, b, "room", "r1", "r2")
+	shfence(t, ms[0], a, b)
+	if n := a.ev.Count("room"); n != 0 {
+		t.Fatalf("a got %d room broadcasts, want 0", n)
+	}
+	socks, err := ms[1].hub.All().FetchSockets(ctx)
+	if err != nil || len(socks) != 2 {
+		t.Fatalf("fetch: %d sockets, %v", len(socks), err)
+	}
+}
