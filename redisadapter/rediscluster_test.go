@@ -145,6 +145,16 @@ func (n *clusterNode) halt(sig syscall.Signal) {
 // Kill stops the node at once (SIGKILL), as a crash would.
 func (n *clusterNode) Kill() { n.halt(syscall.SIGKILL) }
 
+// Freeze suspends the node (SIGSTOP): its connections stay open and
+// silent, as those of a hung host; the node is killed when the test ends.
+func (n *clusterNode) Freeze() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		n.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
 // Restart starts a stopped node again, on its ports and with its cluster
 // configuration: a former master rejoins as a replica of the node that
 // took its slots.
@@ -158,7 +168,14 @@ func (n *clusterNode) Restart(t testing.TB) {
 func (c *redisCluster) stop() {
 	var wg sync.WaitGroup
 	for _, n := range c.nodes {
-		wg.Go(func() { n.halt(syscall.SIGTERM) })
+		wg.Go(func() {
+			n.mu.Lock()
+			if n.cmd != nil {
+				n.cmd.Process.Signal(syscall.SIGCONT) // a frozen node takes SIGTERM then
+			}
+			n.mu.Unlock()
+			n.halt(syscall.SIGTERM)
+		})
 	}
 	wg.Wait()
 }

@@ -18,23 +18,33 @@ import (
 // @socket.io/redis-adapter on a redis@4 cluster client of rc (adapter
 // "sharded" or "classic", mode its subscriptionMode, prefix its channel
 // prefix or key), with no server when adapter is "".
-func startClusterNode(t *testing.T, rc *redisCluster, adapter string, mode sharded.SubscriptionMode, prefix, name string) *nproc {
+func startClusterNode(t *testing.T, rc *redisCluster, adapter string, mode sharded.SubscriptionMode, prefix, name string) *shnode {
 	t.Helper()
 	env := []string{"REDIS_NODES=" + rc.URLs(), "NAME=" + name, "PREFIX=" + prefix, "MODE=" + string(mode), "ADAPTER=" + adapter}
 	if adapter != "" {
 		env = append(env, "SERVER=1")
 	}
 	p := nodetest.Start(t, "sharded.js", nodetest.Options{Env: env})
-	var ready struct{ Port int }
+	var ready struct {
+		Port int
+		UID  string
+	}
 	if err := p.WaitEvent(60*time.Second, "ready", nil).Decode(&ready); err != nil {
 		t.Fatal(err)
 	}
-	n := &nproc{t: t, p: p}
+	n := &shnode{nproc: &nproc{t: t, p: p}, UID: ready.UID}
 	if adapter != "" {
 		n.Addr = fmt.Sprintf("127.0.0.1:%d", ready.Port)
 		n.URL = "http://" + n.Addr
 	}
 	return n
+}
+
+// shnode is a sharded.js process; UID is its adapter's of "/" when it
+// has a server.
+type shnode struct {
+	*nproc
+	UID string
 }
 
 // TestShardedMixed runs every adapter operation between a rally hub on the

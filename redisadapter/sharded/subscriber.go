@@ -3,6 +3,7 @@ package sharded
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -15,7 +16,8 @@ import (
 )
 
 // healthEvery is how long a subscription connection may stay silent before
-// it is pinged; a ping without answer drops the connection.
+// it is pinged; a ping not answered within healthEvery drops the
+// connection.
 const healthEvery = 3 * time.Second
 
 // subscriber holds a Node's shard channel subscriptions. Redis refuses one
@@ -149,9 +151,10 @@ func (g *group) run() {
 	defer g.s.wg.Done()
 	var delay backoff
 	var ps *redis.PubSub
-	again := false // a subscription was lost and not confirmed since
+	again := false  // a subscription was lost and not confirmed since
+	pinged := false // a ping is unanswered
 	fail := func(msg string, err error) {
-		again = true
+		again, pinged = true, false
 		g.s.warn.Warn(g.s.log, msg, "slot", g.key, "error", err)
 		g.s.reload()
 		g.drop(ps)
@@ -173,14 +176,19 @@ func (g *group) run() {
 			if g.ctx.Err() != nil {
 				break
 			}
-			if isTimeout(err) {
+			if isTimeout(err) && !pinged {
 				if err = ps.Ping(g.ctx); err == nil {
+					pinged = true
 					continue
 				}
+			}
+			if isTimeout(err) {
+				err = errNoPong
 			}
 			fail("redisadapter/sharded: shard subscription lost (subscribing again)", err)
 			continue
 		}
+		pinged = false
 		switch m := msg.(type) {
 		case *redis.Message:
 			g.s.deliver(m.Channel, m.Payload)
@@ -203,7 +211,10 @@ func (g *group) run() {
 	g.drop(ps)
 }
 
-var errSlotMoved = errors.New("the node no longer serves the channel's slot")
+var (
+	errSlotMoved = errors.New("the node no longer serves the channel's slot")
+	errNoPong    = fmt.Errorf("no answer to a ping within %v", healthEvery)
+)
 
 // connect makes a new PubSub for the group and subscribes to its channels.
 func (g *group) connect() (*redis.PubSub, error) {

@@ -12,7 +12,7 @@
 // socket data).
 //
 // Output, one JSON object per line:
-//   {"event":"ready","port":N}                               (port 0 without a server)
+//   {"event":"ready","port":N,"uid":uid}                     (port 0 without a server; uid: the adapter's of "/")
 //   {"event":"recv","client":name,"ev":ev,"args":[...]}      every event a client gets
 //   {"event":"disconnect","client":name,"reason":reason}
 //   {"event":"sse","ev":ev,"args":[...]}                     server-side events heard here
@@ -188,6 +188,17 @@ async function main() {
     },
   };
 
+  async function shutdown() {
+    clearInterval(ticker);
+    for (const c of Object.values(clients)) c.close();
+    if (server) {
+      server.io.close();
+      await Promise.allSettled(server.clients.map((c) => c.disconnect()));
+    }
+    process.exit(0);
+  }
+  ops.exit = shutdown;
+
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('line', async (line) => {
     const op = JSON.parse(line);
@@ -200,17 +211,9 @@ async function main() {
       out({ event: 'failed', id: op.id, error: String((err && err.stack) || err) });
     }
   });
-  rl.on('close', async () => {
-    clearInterval(ticker);
-    for (const c of Object.values(clients)) c.close();
-    if (server) {
-      server.io.close();
-      await Promise.allSettled(server.clients.map((c) => c.disconnect()));
-    }
-    process.exit(0);
-  });
+  rl.on('close', shutdown);
 
-  out({ event: 'ready', port: server ? server.port : 0 });
+  out({ event: 'ready', port: server ? server.port : 0, uid: server ? io.of('/').adapter.uid : '' });
 }
 
 main().catch(fatal);
