@@ -221,7 +221,18 @@ func (t *transport) Publish(ctx context.Context, m *cluster.Message) (string, er
 	if err != nil {
 		return "", err
 	}
-	return "", t.a.n.client.SPublish(ctx, t.channelOf(m), payload).Err()
+	return "", t.publish(ctx, t.channelOf(m), payload)
+}
+
+// publish SPUBLISHes payload; after a failure the cluster client reads the
+// slot map again (go-redis does on MOVED, not on a node that times out), so
+// that the next publishes find a promoted replica.
+func (t *transport) publish(ctx context.Context, channel string, payload []byte) error {
+	err := t.a.n.client.SPublish(ctx, channel, payload).Err()
+	if err != nil {
+		t.a.n.subs.reload()
+	}
+	return err
 }
 
 func (t *transport) PublishResponse(ctx context.Context, requester string, m *cluster.Message) error {
@@ -229,7 +240,7 @@ func (t *transport) PublishResponse(ctx context.Context, requester string, m *cl
 	if err != nil {
 		return err
 	}
-	return t.a.n.client.SPublish(ctx, t.a.channel+requester+"#", payload).Err()
+	return t.publish(ctx, t.a.channel+requester+"#", payload)
 }
 
 func (t *transport) ServerCount(ctx context.Context) (int, error) {

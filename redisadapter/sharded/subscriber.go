@@ -51,6 +51,10 @@ type group struct {
 	ctx    context.Context // ends when the group has no channel left
 	cancel context.CancelFunc
 
+	// used by the group's goroutine only
+	at      string // the master the PubSub was made for
+	suspect string // the master of the last failure
+
 	// guarded by s.mu
 	ps   *redis.PubSub // nil while connecting
 	want map[string]*channelState
@@ -155,6 +159,7 @@ func (g *group) run() {
 	pinged := false // a ping is unanswered
 	fail := func(msg string, err error) {
 		again, pinged = true, false
+		g.suspect = g.at
 		g.s.warn.Warn(g.s.log, msg, "slot", g.key, "error", err)
 		g.s.reload()
 		g.drop(ps)
@@ -217,8 +222,36 @@ var (
 )
 
 // connect makes a new PubSub for the group and subscribes to its channels.
+// When the slot map still names the master that failed last, that master
+// must answer a ping first: a hung node accepts connections, and would
+// hold the subscription until the next health check.
 func (g *group) connect() (*redis.PubSub, error) {
 	s := g.s
+	if s.cluster != nil {
+		s.mu.Lock()
+		var first string
+		for ch := range g.want {
+			first = ch
+			break
+		}
+		s.mu.Unlock()
+		if first == "" {
+			return nil, errors.New("no channel to subscribe to")
+		}
+		m, err := s.cluster.MasterForKey(g.ctx, first)
+		if err != nil {
+			return nil, err
+		}
+		g.at = m.Options().Addr
+		if g.at == g.suspect {
+			ctx, cancel := context.WithTimeout(g.ctx, time.Second)
+			err := m.Ping(ctx).Err()
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("the slot's master %s, which failed, does not answer: %w", g.at, err)
+			}
+		}
+	}
 	s.mu.Lock()
 	if g.ctx.Err() != nil {
 		s.mu.Unlock()
