@@ -32,8 +32,12 @@ func (rep *report) panels() []panel {
 				panel{sc.Title + ": p99 round trip", sc.Key, "p99_us", "lower", fmtMicros})
 		case "idle":
 			ps = append(ps, panel{sc.Title + ": RSS per connection", sc.Key, "per_conn_bytes", "lower", fmtBytes})
-		case "handshake":
+		case "handshake", "poll-handshake":
 			ps = append(ps, panel{sc.Title + ": connections/s", sc.Key, "rate", "higher", fmtCount})
+		case "poll-echo":
+			ps = append(ps, panel{sc.Title + ": acks/s", sc.Key, "rate", "higher", fmtCount})
+		case "poll-broadcast":
+			ps = append(ps, panel{sc.Title + ": deliveries/s", sc.Key, "rate", "higher", fmtCount})
 		case "jitter":
 			ps = append(ps, panel{sc.Title + ": delivered", sc.Key, "delivered_pct", "higher", fmtPct2})
 			if sc.Recovery {

@@ -216,7 +216,15 @@ func main() {
 	flag.StringVar(&pairs, "pairs", "", "cross-server scenarios: pairs of servers A+B (of -servers) to run, comma-separated (default: each with itself, then every mixed pair)")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario against each server this many times (interleaved) and report the median")
 	flag.IntVar(&bigIdleClients, "big-idle", bigIdleClients, "connections of idle-100k (fewer where the open-file limit cannot reach 100,000)")
+	rerenderDir := flag.String("rerender", "", "write DIR/results.md and DIR/chart.svg again from DIR/results.json, and run nothing")
 	flag.Parse()
+	if *rerenderDir != "" {
+		if err := rerender(*rerenderDir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o.servers = splitList(servers)
 	o.scenarios = splitList(scens)
 	o.pairs = splitList(pairs)
