@@ -593,15 +593,7 @@ func runEcho(c config) (*Result, error) {
 			}
 		}()
 	}
-	time.Sleep(c.warmup)
-	cpuProf := startCPUProfile(c)
-	measuring.Store(true)
-	w := startWindow(c.pid)
-	time.Sleep(c.duration)
-	measuring.Store(false)
-	w.end(r)
-	cpuProf()
-	stop.Store(true)
+	measureWindow(c, r, &measuring, &stop)
 	wg.Wait()
 	r.Ops = acks.Load()
 	r.Rate = float64(r.Ops) / r.Seconds
@@ -716,15 +708,7 @@ func runHandshake(c config) (*Result, error) {
 			}
 		}()
 	}
-	time.Sleep(c.warmup)
-	cpuProf := startCPUProfile(c)
-	measuring.Store(true)
-	w := startWindow(c.pid)
-	time.Sleep(c.duration)
-	measuring.Store(false)
-	w.end(r)
-	cpuProf()
-	stop.Store(true)
+	measureWindow(c, r, &measuring, &stop)
 	wg.Wait()
 	r.Ops = count.Load()
 	r.Rate = float64(r.Ops) / r.Seconds
@@ -741,6 +725,22 @@ func runHandshake(c config) (*Result, error) {
 
 // startCPUProfile fetches the server's CPU profile over the window when
 // asked; the returned function waits for it.
+// measureWindow lets the scenario's loops warm up for c.warmup, then has
+// them count what they do for c.duration (while measuring is set), with
+// the CPU of the server and of the load generator in r and, with
+// -cpuprofile, the server's profile; then it tells the loops to stop.
+func measureWindow(c config, r *Result, measuring, stop *atomic.Bool) {
+	time.Sleep(c.warmup)
+	cpuProf := startCPUProfile(c)
+	measuring.Store(true)
+	w := startWindow(c.pid)
+	time.Sleep(c.duration)
+	measuring.Store(false)
+	w.end(r)
+	cpuProf()
+	stop.Store(true)
+}
+
 func startCPUProfile(c config) func() {
 	if c.cpuProfile == "" {
 		return func() {}

@@ -101,15 +101,7 @@ func runPollHandshake(c config) (*Result, error) {
 			}
 		}()
 	}
-	time.Sleep(c.warmup)
-	cpuProf := startCPUProfile(c)
-	measuring.Store(true)
-	w := startWindow(c.pid)
-	time.Sleep(c.duration)
-	measuring.Store(false)
-	w.end(r)
-	cpuProf()
-	stop.Store(true)
+	measureWindow(c, r, &measuring, &stop)
 	wg.Wait()
 	r.Ops = count.Load()
 	r.Rate = float64(r.Ops) / r.Seconds
@@ -252,15 +244,7 @@ func runPollEcho(c config) (*Result, error) {
 			}
 		}()
 	}
-	time.Sleep(c.warmup)
-	cpuProf := startCPUProfile(c)
-	measuring.Store(true)
-	w := startWindow(c.pid)
-	time.Sleep(c.duration)
-	measuring.Store(false)
-	w.end(r)
-	cpuProf()
-	stop.Store(true)
+	measureWindow(c, r, &measuring, &stop)
 	emitters.Wait()
 	closeAllPolls()
 	pollers.Wait()
