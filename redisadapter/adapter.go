@@ -37,8 +37,8 @@ type adapter struct {
 	ready  chan struct{} // closed once the subscriptions are confirmed
 	done   chan struct{} // closed when the subscriber loop ended
 
-	pub     publisher    // every message this server publishes, in order
-	pubWarn wire.RateLog // failed broadcasts nobody waits for
+	pub     wire.Publisher // every message this server publishes, in order
+	pubWarn wire.RateLog   // failed broadcasts nobody waits for
 
 	mu      sync.Mutex
 	closed  bool
@@ -77,9 +77,10 @@ func newAdapter(n *Node, local *rally.LocalAdapter) *adapter {
 	a.ownResponseChannel = a.responseChannel + a.uid + "#"
 	a.log = n.opts.Logger.With("namespace", nsp, "uid", a.uid)
 	a.pubWarn.Every = 10 * time.Second
-	a.pub = publisher{client: n.client, local: local, timeout: a.timeout,
-		start: a.goDrain,
-		warn:  func(msg string, args ...any) { a.pubWarn.Warn(a.log, msg, args...) }}
+	a.pub = wire.Publisher{Client: n.client, Local: local, Timeout: a.timeout,
+		Start:  a.goDrain,
+		Warn:   func(msg string, args ...any) { a.pubWarn.Warn(a.log, msg, args...) },
+		Closed: ErrClosed}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.ps = n.client.Subscribe(a.ctx)
 	go a.run()
@@ -157,7 +158,7 @@ func (a *adapter) handle(m *redis.Message) {
 func (a *adapter) publish(ctx context.Context, channel string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	return a.pub.publish(ctx, channel, payload)
+	return a.pub.Publish(ctx, channel, payload, true)
 }
 
 // goDrain runs the publisher's drain on a goroutine Close waits for, and

@@ -80,6 +80,12 @@ var ErrTimeout = wire.ErrTimeout
 // ErrClosed is returned by operations on an adapter that was closed.
 var ErrClosed = wire.ErrClosed
 
+// ErrPublishQueueFull is returned by a broadcast when the messages waiting
+// to be published to Redis are beyond the adapter's bounds (10,000, or
+// 64 MiB): Redis is slower than the broadcasts, or unreachable. The
+// sharded adapter's is the same error.
+var ErrPublishQueueFull = wire.ErrPublishQueueFull
+
 type timeoutError = wire.TimeoutError
 
 // Node is one server of a cluster sharing Redis. It creates the adapter of

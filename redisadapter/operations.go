@@ -77,7 +77,7 @@ func (a *adapter) Broadcast(ctx context.Context, p rally.Packet, opts rally.Broa
 	}
 	// Not waited for, as in Node: the next broadcast is pipelined behind
 	// it. Failures go to the observers and the log.
-	if err := a.pub.send(broadcastChannel(a.channel, opts.Rooms), msg); err != nil {
+	if err := a.pub.Send(broadcastChannel(a.channel, opts.Rooms), msg); err != nil {
 		return fmt.Errorf("redisadapter: publishing a broadcast: %w", err)
 	}
 	return nil

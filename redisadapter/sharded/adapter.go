@@ -23,12 +23,17 @@ type adapter struct {
 	log      *slog.Logger
 	ready    []<-chan struct{}
 
-	mu    sync.Mutex
-	rooms map[string]bool     // rooms whose channel is subscribed
-	dirty map[string]struct{} // rooms to look at again
-	wake  chan struct{}       // something is dirty
-	stop  chan struct{}       // closed by Close
-	wg    sync.WaitGroup      // the rooms' goroutine
+	pub     wire.Publisher // every message of the namespace, in order
+	pubWarn wire.RateLog
+	pubs    sync.WaitGroup // the publisher's drains
+
+	mu       sync.Mutex
+	pubsDone bool                // Close began: no new drain
+	rooms    map[string]bool     // rooms whose channel is subscribed
+	dirty    map[string]struct{} // rooms to look at again
+	wake     chan struct{}       // something is dirty
+	stop     chan struct{}       // closed by Close
+	wg       sync.WaitGroup      // the rooms' goroutine
 }
 
 func newAdapter(n *Node, local *rally.LocalAdapter) *adapter {
@@ -46,8 +51,30 @@ func newAdapter(n *Node, local *rally.LocalAdapter) *adapter {
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
+	a.pubWarn.Every = 10 * time.Second
+	a.pub = wire.Publisher{Client: n.client, Local: local, Timeout: n.opts.RequestsTimeout, Sharded: true,
+		Start:  a.goPublish,
+		Warn:   func(msg string, args ...any) { a.pubWarn.Warn(a.log, msg, args...) },
+		Failed: func(error) { n.subs.reload() },
+		Closed: ErrClosed}
 	a.Adapter = cluster.New(local, uid, &transport{a: a}, cluster.Options{Timeout: n.opts.RequestsTimeout, Logger: a.log})
 	return a
+}
+
+// goPublish runs the publisher's drain on a goroutine Close waits for,
+// and reports false once Close began.
+func (a *adapter) goPublish(drain func()) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pubsDone {
+		return false
+	}
+	a.pubs.Add(1)
+	go func() {
+		defer a.pubs.Done()
+		drain()
+	}()
+	return true
 }
 
 // start subscribes to the namespace and response channels and, in the
@@ -161,7 +188,12 @@ func (a *adapter) syncRoom(room string) {
 func (a *adapter) Close() error {
 	known, last := a.n.forget(a)
 	if !known {
-		return a.Adapter.Close()
+		err := a.Adapter.Close()
+		a.mu.Lock()
+		a.pubsDone = true
+		a.mu.Unlock()
+		a.waitPublishes()
+		return err
 	}
 	close(a.stop)
 	a.wg.Wait()
@@ -178,10 +210,31 @@ func (a *adapter) Close() error {
 		a.n.subs.remove(ctx, c)
 	}
 	err := a.Adapter.Close()
+	a.mu.Lock()
+	a.pubsDone = true
+	a.mu.Unlock()
+	a.waitPublishes()
 	if last {
 		a.n.subs.wait()
 	}
 	return err
+}
+
+// waitPublishes waits, for at most the requests timeout, for what is
+// being published.
+func (a *adapter) waitPublishes() {
+	done := make(chan struct{})
+	go func() {
+		a.pubs.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(a.n.opts.RequestsTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		a.log.Warn("redisadapter/sharded: closing without waiting longer for broadcasts to be published")
+	}
 }
 
 // transport publishes a namespace's messages as Node's sharded adapter
@@ -224,15 +277,22 @@ func (t *transport) Publish(ctx context.Context, m *cluster.Message) (string, er
 	return "", t.publish(ctx, t.channelOf(m), payload)
 }
 
-// publish SPUBLISHes payload; after a failure the cluster client reads the
-// slot map again (go-redis does on MOVED, not on a node that times out), so
-// that the next publishes find a promoted replica.
-func (t *transport) publish(ctx context.Context, channel string, payload []byte) error {
-	err := t.a.n.client.SPublish(ctx, channel, payload).Err()
+// Send queues a broadcast behind what is being published, without waiting.
+func (t *transport) Send(m *cluster.Message) error {
+	payload, err := encode(m)
 	if err != nil {
-		t.a.n.subs.reload()
+		return err
 	}
-	return err
+	return t.a.pub.Send(t.channelOf(m), payload)
+}
+
+// publish SPUBLISHes payload behind what is queued and waits for it (the
+// cluster adapter reports it). After a failure the cluster client reads
+// the slot map again (go-redis does on MOVED, not on a node that times
+// out), so that the next publishes find a promoted replica: see
+// newAdapter.
+func (t *transport) publish(ctx context.Context, channel string, payload []byte) error {
+	return t.a.pub.Publish(ctx, channel, payload, false)
 }
 
 func (t *transport) PublishResponse(ctx context.Context, requester string, m *cluster.Message) error {

@@ -106,6 +106,12 @@ var ErrTimeout = wire.ErrTimeout
 // redisadapter.ErrClosed.
 var ErrClosed = wire.ErrClosed
 
+// ErrPublishQueueFull is returned by a broadcast when the messages waiting
+// to be published are beyond the adapter's bounds (10,000, or 64 MiB):
+// Redis is slower than the broadcasts, or unreachable. It is
+// redisadapter.ErrPublishQueueFull.
+var ErrPublishQueueFull = wire.ErrPublishQueueFull
+
 // roomPoll is how often a Node whose Observer is not registered looks for
 // rooms created or deleted.
 const roomPoll = time.Second

@@ -30,6 +30,14 @@ type Transport interface {
 	ServerCount(ctx context.Context) (int, error)
 }
 
+// Sender is a Transport that can also queue a message without waiting for
+// it, behind those it is publishing, and report it to the hub's observers
+// itself. Broadcasts without acks then go through Send: as in Node, they do
+// not wait for Redis.
+type Sender interface {
+	Send(m *Message) error
+}
+
 // Options configures an Adapter.
 type Options struct {
 	// Timeout bounds the wait for the answers of FetchSockets and
@@ -165,9 +173,19 @@ func (a *Adapter) Broadcast(ctx context.Context, p rally.Packet, opts rally.Broa
 	if err != nil {
 		return err
 	}
-	offset, perr := a.publish(ctx, a.message(Broadcast, msgpack.Map{
+	m := a.message(Broadcast, msgpack.Map{
 		{Key: "packet", Value: packetMap(data)}, {Key: "opts", Value: encodeOptions(opts, nil)},
-	}))
+	})
+	if s, ok := a.t.(Sender); ok {
+		if err := a.local.Broadcast(ctx, p, opts); err != nil {
+			return err
+		}
+		if err := s.Send(m); err != nil {
+			return fmt.Errorf("redisadapter: publishing a broadcast: %w", err)
+		}
+		return nil
+	}
+	offset, perr := a.publish(ctx, m)
 	if perr == nil && offset != "" && !opts.Volatile && a.recovering() {
 		p = p.WithOffset(offset)
 	}

@@ -1,4 +1,4 @@
-package redisadapter
+package wire
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rallyhq/rally"
-	"github.com/rallyhq/rally/redisadapter/internal/wire"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -26,17 +25,25 @@ const (
 // slower than the broadcasts, or unreachable.
 var ErrPublishQueueFull = errors.New("redisadapter: too many broadcasts waiting to be published")
 
-// publisher publishes a namespace's messages in the order they were
+// Publisher publishes a namespace's messages in the order they were
 // queued, each batch as one pipeline: a burst of broadcasts costs one round
 // trip to Redis, not one each, and reaches the other servers together, so
 // that they too write it to their clients in one go. Node's Redis clients
 // pipeline their commands the same way.
-type publisher struct {
-	client  redis.UniversalClient
-	local   *rally.LocalAdapter
-	timeout time.Duration
-	start   func(drain func()) bool // runs drain on a goroutine Close waits for; false once closed
-	warn    func(msg string, args ...any)
+type Publisher struct {
+	Client  redis.UniversalClient
+	Local   *rally.LocalAdapter // its observers hear of every message sent with Send
+	Timeout time.Duration       // of one pipeline
+	Sharded bool                // SPUBLISH rather than PUBLISH
+	// Start runs drain on a goroutine the adapter's Close waits for, and
+	// reports false once the adapter is closed.
+	Start func(drain func()) bool
+	// Warn logs what failed with nobody waiting for it.
+	Warn func(msg string, args ...any)
+	// Failed, when set, is called after a pipeline that failed.
+	Failed func(error)
+	// Closed is what messages get once Start refuses to run.
+	Closed error
 
 	mu      sync.Mutex
 	queue   []*outgoing
@@ -49,18 +56,20 @@ type outgoing struct {
 	channel string
 	payload []byte
 	done    chan error
+	report  bool // to the observers, once published or failed
 }
 
-// send queues a message whose result nobody waits for: publishing errors
-// are reported to the hub's observers and logged.
-func (p *publisher) send(channel string, payload []byte) error {
-	return p.push(&outgoing{channel: channel, payload: payload})
+// Send queues a message whose result nobody waits for: it is reported to
+// the hub's observers once published, and logged if it fails.
+func (p *Publisher) Send(channel string, payload []byte) error {
+	return p.push(&outgoing{channel: channel, payload: payload, report: true})
 }
 
-// publish queues a message behind those already queued and waits until it
-// is published, or for ctx.
-func (p *publisher) publish(ctx context.Context, channel string, payload []byte) error {
-	o := &outgoing{channel: channel, payload: payload, done: make(chan error, 1)}
+// Publish queues a message behind those already queued and waits until it
+// is published, or for ctx. report says whether the observers are to hear
+// of it here (the caller may report it itself).
+func (p *Publisher) Publish(ctx context.Context, channel string, payload []byte, report bool) error {
+	o := &outgoing{channel: channel, payload: payload, done: make(chan error, 1), report: report}
 	if err := p.push(o); err != nil {
 		return err
 	}
@@ -72,11 +81,13 @@ func (p *publisher) publish(ctx context.Context, channel string, payload []byte)
 	}
 }
 
-func (p *publisher) push(o *outgoing) error {
+func (p *Publisher) push(o *outgoing) error {
 	p.mu.Lock()
 	if len(p.queue) >= maxQueuedPublishes || p.bytes+len(o.payload) > maxQueuedPublishBytes {
 		p.mu.Unlock()
-		wire.ReportPublish(p.local, ErrPublishQueueFull)
+		if o.report {
+			ReportPublish(p.Local, ErrPublishQueueFull)
+		}
 		return ErrPublishQueueFull
 	}
 	p.queue = append(p.queue, o)
@@ -87,15 +98,15 @@ func (p *publisher) push(o *outgoing) error {
 	}
 	p.running = true
 	p.mu.Unlock()
-	if !p.start(p.drain) {
-		p.fail(ErrClosed)
-		return ErrClosed
+	if !p.Start(p.drain) {
+		p.fail(p.Closed)
+		return p.Closed
 	}
 	return nil
 }
 
 // drain publishes batches until the queue is empty.
-func (p *publisher) drain() {
+func (p *Publisher) drain() {
 	for {
 		p.mu.Lock()
 		n := min(len(p.queue), maxPublishesInPipeline)
@@ -116,37 +127,52 @@ func (p *publisher) drain() {
 }
 
 // exec publishes one batch in one pipeline and hands out the results.
-func (p *publisher) exec(batch []*outgoing) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+func (p *Publisher) exec(batch []*outgoing) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout)
 	defer cancel()
+	publish := func(c redis.Cmdable, o *outgoing) *redis.IntCmd {
+		if p.Sharded {
+			return c.SPublish(ctx, o.channel, o.payload)
+		}
+		return c.Publish(ctx, o.channel, o.payload)
+	}
 	var cmds []*redis.IntCmd
 	var err error
 	if len(batch) == 1 {
-		cmds = []*redis.IntCmd{p.client.Publish(ctx, batch[0].channel, batch[0].payload)}
+		cmds = []*redis.IntCmd{publish(p.Client, batch[0])}
 	} else {
-		_, err = p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		_, err = p.Client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, o := range batch {
-				cmds = append(cmds, pipe.Publish(ctx, o.channel, o.payload))
+				cmds = append(cmds, publish(pipe, o))
 			}
 			return nil
 		})
 	}
+	failed := err
 	for i, o := range batch {
 		e := err
 		if i < len(cmds) && cmds[i].Err() != nil {
 			e = cmds[i].Err()
 		}
-		wire.ReportPublish(p.local, e)
+		if e != nil {
+			failed = e
+		}
+		if o.report {
+			ReportPublish(p.Local, e)
+		}
 		if o.done != nil {
 			o.done <- e
 		} else if e != nil {
-			p.warn("redisadapter: publishing a broadcast", "channel", o.channel, "error", e)
+			p.Warn("redisadapter: publishing a broadcast", "channel", o.channel, "error", e)
 		}
+	}
+	if failed != nil && p.Failed != nil {
+		p.Failed(failed)
 	}
 }
 
 // fail ends every queued message with err; the queue is then idle.
-func (p *publisher) fail(err error) {
+func (p *Publisher) fail(err error) {
 	p.mu.Lock()
 	queue := p.queue
 	p.queue, p.bytes, p.running = nil, 0, false
@@ -157,6 +183,6 @@ func (p *publisher) fail(err error) {
 		}
 	}
 	if len(queue) > 0 {
-		p.warn("redisadapter: dropping broadcasts queued for Redis", "count", len(queue), "error", fmt.Sprint(err))
+		p.Warn("redisadapter: dropping broadcasts queued for Redis", "count", len(queue), "error", fmt.Sprint(err))
 	}
 }
